@@ -1,0 +1,113 @@
+//! The response a plugin answers with when it refuses a request, read from the
+//! plugin's `deny` config and validated once at configure time.
+
+use crate::config::{ConfigError, Node};
+use crate::headers::{check_name, check_value};
+
+/// A local reply: status, body and extra headers (names lowercase).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyResponse {
+    pub status: u32,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl DenyResponse {
+    /// Reads `{"status", "body", "headers"}` from `node` (absent = all defaults).
+    pub fn parse(
+        node: Option<Node<'_>>,
+        default_status: u32,
+        default_body: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut deny = DenyResponse {
+            status: default_status,
+            body: default_body.into(),
+            headers: Vec::new(),
+        };
+        let Some(node) = node else {
+            return Ok(deny);
+        };
+        let mut fields = node.fields()?;
+        if let Some(status) = fields.opt_int_in("status", 200..=599)? {
+            deny.status = status as u32;
+        }
+        if let Some(body) = fields.opt_str("body")? {
+            deny.body = body.to_string();
+        }
+        if let Some(headers) = fields.get("headers") {
+            deny.headers = parse_headers(&headers)?;
+        }
+        fields.finish()?;
+        Ok(deny)
+    }
+}
+
+/// Reads a `{"name": "value"}` object of response headers. Framing headers are
+/// refused: Envoy computes them for a local reply, and a configured one would
+/// contradict the body it sends.
+pub fn parse_headers(node: &Node<'_>) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, value) in node.str_map()? {
+        let lower = check_name(&value, name)?;
+        if matches!(lower.as_str(), "content-length" | "transfer-encoding") {
+            return Err(value.error(format!(
+                "'{lower}' is set by Envoy and cannot be configured"
+            )));
+        }
+        out.push((lower, check_value(&value, value.str()?)?.to_string()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Fields;
+    use serde_json::json;
+
+    fn parse(doc: serde_json::Value) -> Result<DenyResponse, ConfigError> {
+        let mut top = Fields::root(&doc)?;
+        let deny = DenyResponse::parse(top.get("deny"), 403, "denied\n")?;
+        top.finish()?;
+        Ok(deny)
+    }
+
+    #[test]
+    fn defaults_apply_when_absent() {
+        let deny = parse(json!({})).unwrap();
+        assert_eq!(deny.status, 403);
+        assert_eq!(deny.body, "denied\n");
+        assert!(deny.headers.is_empty());
+    }
+
+    #[test]
+    fn fields_are_read_and_names_lowercased() {
+        let deny =
+            parse(json!({"deny": {"status": 401, "body": "no", "headers": {"X-A": "1"}}})).unwrap();
+        assert_eq!(deny.status, 401);
+        assert_eq!(deny.body, "no");
+        assert_eq!(deny.headers, vec![("x-a".to_string(), "1".to_string())]);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases = [
+            (json!({"deny": {"status": 700}}), "deny.status: must be 200..=599, got 700"),
+            (json!({"deny": {"status": 199}}), "deny.status: must be 200..=599, got 199"),
+            (json!({"deny": {"status": "403"}}), "deny.status: expected a whole number, got a string"),
+            (json!({"deny": {"body": 1}}), "deny.body: expected a string, got a number"),
+            (json!({"deny": {"headers": {"a b": "1"}}}), "deny.headers.a b: 'a b' is not a valid header name (RFC 9110 token)"),
+            (json!({"deny": {"headers": {"x": "a\nb"}}}), "deny.headers.x: header value must not contain CR, LF or NUL"),
+            (json!({"deny": {"headers": {"Content-Length": "1"}}}), "deny.headers.Content-Length: 'content-length' is set by Envoy and cannot be configured"),
+            (json!({"deny": {"code": 1}}), "deny.code: unknown field (known fields: body, headers, status)"),
+            (json!({"deny": []}), "deny: expected an object, got a list"),
+        ];
+        for (doc, expected) in cases {
+            assert_eq!(
+                parse(doc.clone()).unwrap_err().to_string(),
+                expected,
+                "{doc}"
+            );
+        }
+    }
+}

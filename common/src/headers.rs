@@ -1,0 +1,187 @@
+//! Header rules every plugin applies at configure time (RFC 9110 names, values
+//! without CR/LF/NUL), and a zero-copy reader for the header map the host hands over.
+
+use crate::config::{ConfigError, Node};
+
+/// True when `name` is an RFC 9110 token, the only valid shape of a header name.
+pub fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// A configured header name: a token, returned lowercase (Envoy keeps header names
+/// lowercase, so comparing against a lowercase name needs no per-request folding).
+pub fn check_name(node: &Node<'_>, name: &str) -> Result<String, ConfigError> {
+    if name.is_empty() {
+        return Err(node.error("header name must not be empty"));
+    }
+    if name.starts_with(':') {
+        return Err(node.error(format!(
+            "'{name}' is a pseudo-header and cannot be used here"
+        )));
+    }
+    if !is_token(name) {
+        return Err(node.error(format!(
+            "'{}' is not a valid header name (RFC 9110 token)",
+            name.escape_debug()
+        )));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// A configured header value: CR, LF and NUL would split or truncate the header.
+pub fn check_value<'a>(node: &Node<'_>, value: &'a str) -> Result<&'a str, ConfigError> {
+    if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(node.error("header value must not contain CR, LF or NUL"));
+    }
+    Ok(value)
+}
+
+/// The pairs of a header map as the host serializes it: a little-endian u32 count,
+/// then a (name length, value length) u32 pair per header, then each name and value
+/// followed by a NUL. Reading it in place costs one buffer per request instead of
+/// two allocations per header, and a malformed buffer ends the iteration instead of
+/// panicking.
+pub fn pairs(buf: &[u8]) -> Pairs<'_> {
+    let count = read_u32(buf, 0).unwrap_or(0) as usize;
+    Pairs {
+        buf,
+        index: 0,
+        count,
+        data: 4usize.saturating_add(count.saturating_mul(8)),
+    }
+}
+
+fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
+    let bytes = buf.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+/// Iterator over `(name, value)` byte slices of a serialized header map.
+#[derive(Debug, Clone)]
+pub struct Pairs<'a> {
+    buf: &'a [u8],
+    index: usize,
+    count: usize,
+    data: usize,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.index >= self.count {
+            return None;
+        }
+        let sizes = 4 + self.index * 8;
+        let name_len = read_u32(self.buf, sizes)? as usize;
+        let value_len = read_u32(self.buf, sizes + 4)? as usize;
+        let name_end = self.data.checked_add(name_len)?;
+        let name = self.buf.get(self.data..name_end)?;
+        let value_start = name_end.checked_add(1)?;
+        let value_end = value_start.checked_add(value_len)?;
+        let value = self.buf.get(value_start..value_end)?;
+        self.data = value_end.checked_add(1)?;
+        self.index += 1;
+        Some((name, value))
+    }
+}
+
+/// Serializes pairs the way the host does; the inverse of [`pairs`], for tests.
+pub fn serialize(map: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(map.len() as u32).to_le_bytes());
+    for (name, value) in map {
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    }
+    for (name, value) in map {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(value);
+        out.push(0);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tokens() {
+        for ok in ["allow", "X-Frame-Options", "a!#$%&'*+-.^_`|~9"] {
+            assert!(is_token(ok), "{ok}");
+        }
+        for bad in ["", "a b", "a:b", ":path", "a\r", "é", "a(b)", "a\"b"] {
+            assert!(!is_token(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_lowercased_and_checked() {
+        let v = json!(null);
+        let node = Node {
+            value: &v,
+            path: "header".into(),
+        };
+        assert_eq!(check_name(&node, "X-Allow").unwrap(), "x-allow");
+        let err = check_name(&node, "").unwrap_err();
+        assert_eq!(err.to_string(), "header: header name must not be empty");
+        let err = check_name(&node, ":path").unwrap_err();
+        assert!(err.to_string().contains("pseudo-header"), "{err}");
+        let err = check_name(&node, "bad name").unwrap_err();
+        assert!(err.to_string().contains("not a valid header name"), "{err}");
+        for bad in ["a\rb", "a\nb", "a\0b"] {
+            assert!(check_value(&node, bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            check_value(&node, "text/plain; q=1").unwrap(),
+            "text/plain; q=1"
+        );
+    }
+
+    #[test]
+    fn pairs_round_trip() {
+        let map: [(&str, &[u8]); 3] = [(":path", b"/"), ("allow", b"true"), ("x", b"\xff\x00")];
+        let buf = serialize(&map);
+        let got: Vec<_> = pairs(&buf).collect();
+        assert_eq!(got.len(), 3);
+        for ((name, value), (got_name, got_value)) in map.iter().zip(got) {
+            assert_eq!(name.as_bytes(), got_name);
+            assert_eq!(*value, got_value);
+        }
+    }
+
+    #[test]
+    fn malformed_buffers_end_the_iteration() {
+        let buf = serialize(&[("allow", b"true"), ("b", b"c")]);
+        for cut in 0..buf.len() {
+            // Never panics; yields only pairs that were complete.
+            assert!(pairs(&buf[..cut]).count() <= 2);
+        }
+        assert_eq!(pairs(&[]).count(), 0);
+        let huge_count = [0xff, 0xff, 0xff, 0xff];
+        assert_eq!(pairs(&huge_count).count(), 0);
+    }
+}

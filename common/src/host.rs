@@ -1,0 +1,189 @@
+//! The thin edge between plugin logic and the proxy-wasm host: a generic root
+//! context that parses config once, level-checked logging, a panic-free header map
+//! read, and sending a deny response. Only the wasm adapters call into this module.
+
+use crate::config::ConfigError;
+use crate::deny::DenyResponse;
+use crate::headers::{pairs, Pairs};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{ContextType, LogLevel, MapType, Status};
+use std::fmt;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// What a plugin crate tells the shared root context.
+pub trait Plugin: 'static {
+    /// The plugin's name, as it opens its log lines.
+    const NAME: &'static str;
+    /// Everything the plugin builds from its configuration, once per configure.
+    type Config: 'static;
+    /// Parses the raw `pluginConfig` bytes (empty when none was given).
+    fn configure(bytes: &[u8]) -> Result<Self::Config, ConfigError>;
+    /// A context for one HTTP stream, sharing the parsed configuration.
+    fn http_context(config: Rc<Self::Config>, context_id: u32) -> Box<dyn HttpContext>;
+}
+
+/// The root context every plugin uses: it owns the parsed configuration and hands
+/// an `Rc` of it to each stream, so nothing is parsed per request.
+pub struct Root<P: Plugin> {
+    config: Option<Rc<P::Config>>,
+    plugin: PhantomData<P>,
+}
+
+impl<P: Plugin> Root<P> {
+    pub fn new() -> Self {
+        Root {
+            config: None,
+            plugin: PhantomData,
+        }
+    }
+}
+
+impl<P: Plugin> Default for Root<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Plugin> Context for Root<P> {}
+
+impl<P: Plugin> RootContext for Root<P> {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        refresh_log_level();
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match P::configure(&bytes) {
+            Ok(config) => {
+                self.config = Some(Rc::new(config));
+                log(
+                    LogLevel::Debug,
+                    format_args!("{}: configuration loaded", P::NAME),
+                );
+                true
+            }
+            Err(e) => {
+                log(
+                    LogLevel::Error,
+                    format_args!("{}: invalid configuration: {e}", P::NAME),
+                );
+                false
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Without a valid configuration Envoy does not create streams for us; if it
+        // ever did, refusing the context beats running with defaults.
+        let config = self.config.clone()?;
+        Some(P::http_context(config, context_id))
+    }
+}
+
+// The host's log level, read at configure time so that a disabled level costs one
+// comparison and no formatting. Each VM is single-threaded; Relaxed is enough.
+static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
+
+fn refresh_log_level() {
+    if let Ok(level) = hostcalls::get_log_level() {
+        LEVEL.store(level as u8, Ordering::Relaxed);
+    }
+}
+
+/// True when the host would keep a message at `level`.
+pub fn log_enabled(level: LogLevel) -> bool {
+    level as u8 >= LEVEL.load(Ordering::Relaxed)
+}
+
+/// Logs `message` at `level`; formats nothing when the level is disabled.
+pub fn log(level: LogLevel, message: fmt::Arguments<'_>) {
+    if log_enabled(level) {
+        let text = message.to_string();
+        let _ = hostcalls::log(level, &text);
+    }
+}
+
+pub fn debug(message: fmt::Arguments<'_>) {
+    log(LogLevel::Debug, message);
+}
+
+pub fn warn(message: fmt::Arguments<'_>) {
+    log(LogLevel::Warn, message);
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> Status;
+}
+
+/// A header map copied out of the host in one call, read in place.
+pub struct HeaderMap {
+    buf: Vec<u8>,
+}
+
+impl HeaderMap {
+    /// The request headers. Unlike the SDK's `get_http_request_headers`, this neither
+    /// allocates per header nor panics on a value that is not UTF-8.
+    pub fn request() -> Self {
+        Self::read(MapType::HttpRequestHeaders)
+    }
+
+    pub fn response() -> Self {
+        Self::read(MapType::HttpResponseHeaders)
+    }
+
+    /// The headers of a `dispatch_http_call` response, inside `on_http_call_response`.
+    pub fn call_response() -> Self {
+        Self::read(MapType::HttpCallResponseHeaders)
+    }
+
+    fn read(map_type: MapType) -> Self {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: on success the host hands us a buffer it allocated through the
+        // SDK's `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes),
+        // which we now own; the SDK's own `get_map` takes it over the same way.
+        let buf = unsafe {
+            match proxy_get_header_map_pairs(map_type, &mut data, &mut size) {
+                Status::Ok if !data.is_null() => Vec::from_raw_parts(data, size, size),
+                _ => Vec::new(),
+            }
+        };
+        HeaderMap { buf }
+    }
+
+    pub fn pairs(&self) -> Pairs<'_> {
+        pairs(&self.buf)
+    }
+
+    /// Every value of header `name` (lowercase), in order.
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.pairs()
+            .filter(move |(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+}
+
+/// Answers the request with `deny` instead of forwarding it. The caller must then
+/// return `Action::Pause` (rust-sdk#105).
+pub fn send_deny(deny: &DenyResponse) {
+    let headers = deny
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    send_response(deny.status, headers, deny.body.as_bytes());
+}
+
+/// Sends a local reply.
+pub fn send_response(status: u32, headers: Vec<(&str, &str)>, body: &[u8]) {
+    let _ = hostcalls::send_http_response(status, headers, Some(body));
+}

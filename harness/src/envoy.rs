@@ -1,0 +1,373 @@
+//! A real Envoy for a test: the config for a stack of filters, the process on
+//! free loopback ports with its own base id, readiness, its log, and teardown.
+
+use crate::http::{Request, Response};
+use crate::server::Server;
+use serde_json::{json, Value};
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+
+/// The Envoy binary: `ENVOY_BIN`, as `cargo xtask test` sets it.
+pub fn envoy_bin() -> PathBuf {
+    match std::env::var_os("ENVOY_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => panic!("ENVOY_BIN is not set: run the end-to-end tests with `cargo xtask test`"),
+    }
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR`, else the workspace's `target/`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Where the built modules are: `PLUGIN_DIST`, else `<target>/dist`.
+pub fn dist_dir() -> PathBuf {
+    std::env::var_os("PLUGIN_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("dist"))
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The module of `plugin`, which must have been built.
+pub fn module(plugin: &str) -> PathBuf {
+    let path = dist_dir().join(format!("{plugin}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask test` (it builds the modules first)",
+        path.display()
+    );
+    path
+}
+
+/// A wasm HTTP filter entry running `plugin` with `configuration` as its
+/// `pluginConfig` (a JSON text, passed as-is so tests can send invalid JSON too).
+pub fn wasm_filter(name: &str, plugin: &str, configuration: &str) -> Value {
+    json!({
+        "name": name,
+        "typed_config": {
+            "@type": WASM_TYPE,
+            "config": wasm_plugin_config(name, &module(plugin), configuration, &[]),
+        }
+    })
+}
+
+/// The `envoy.extensions.wasm.v3.PluginConfig` for one instance: its own VM id, so
+/// instances of one module do not share state, V8, and env vars for the VM.
+pub fn wasm_plugin_config(
+    name: &str,
+    module: &Path,
+    configuration: &str,
+    env: &[(String, String)],
+) -> Value {
+    let mut vm_config = json!({
+        "vm_id": name,
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": {"local": {"filename": module.display().to_string()}},
+    });
+    if !env.is_empty() {
+        let vars: serde_json::Map<String, Value> =
+            env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        vm_config["environment_variables"] = json!({"key_values": vars});
+    }
+    json!({
+        "name": name,
+        "root_id": name,
+        "vm_config": vm_config,
+        "configuration": {
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": configuration,
+        },
+    })
+}
+
+/// A STATIC cluster of one loopback endpoint.
+pub fn static_cluster(name: &str, addr: SocketAddr) -> Value {
+    json!({
+        "name": name,
+        "connect_timeout": "1s",
+        "type": "STATIC",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": addr.ip().to_string(), "port_value": addr.port()
+            }}}}]}]
+        }
+    })
+}
+
+fn router() -> Value {
+    json!({"name": "envoy.filters.http.router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
+}
+
+/// A bootstrap with one loopback listener (port 0) whose HTTP filters are `filters`
+/// followed by the router, routing everything to cluster `upstream`.
+pub fn bootstrap(filters: &[Value], upstream: &str, clusters: &[Value]) -> Value {
+    let mut http_filters = filters.to_vec();
+    http_filters.push(router());
+    json!({
+        "node": {"id": "plugins-test", "cluster": "plugins-test"},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "main",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "main",
+                        "route_config": {"virtual_hosts": [{
+                            "name": "all", "domains": ["*"],
+                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": upstream, "timeout": "30s"}}]
+                        }]},
+                        "http_filters": http_filters,
+                    }
+                }]}]
+            }],
+            "clusters": clusters,
+        }
+    })
+}
+
+/// The filters (and extra clusters) of one test Envoy, in chain order.
+#[derive(Default)]
+pub struct Stack {
+    filters: Vec<Value>,
+    clusters: Vec<Value>,
+    concurrency: usize,
+}
+
+static INSTANCE: AtomicUsize = AtomicUsize::new(0);
+
+impl Stack {
+    pub fn new() -> Self {
+        Stack {
+            concurrency: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Adds `plugin` with a JSON configuration.
+    pub fn plugin(self, plugin: &str, config: Value) -> Self {
+        self.plugin_raw(plugin, &config.to_string())
+    }
+
+    /// Adds `plugin` with a configuration text sent as-is.
+    pub fn plugin_raw(self, plugin: &str, configuration: &str) -> Self {
+        let name = format!("{plugin}-{}", self.filters.len());
+        self.filter(wasm_filter(&name, plugin, configuration))
+    }
+
+    /// Adds any HTTP filter entry (a native one to compare against, say).
+    pub fn filter(mut self, filter: Value) -> Self {
+        self.filters.push(filter);
+        self
+    }
+
+    pub fn cluster(mut self, cluster: Value) -> Self {
+        self.clusters.push(cluster);
+        self
+    }
+
+    /// Worker threads (default 1, so per-worker state like caches is predictable).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// Starts Envoy with an echo upstream behind it; panics with Envoy's log if it
+    /// does not come up.
+    pub fn start(self) -> Envoy {
+        match self.try_start() {
+            Ok(envoy) => envoy,
+            Err(log) => panic!("Envoy did not start. Its log:\n{log}"),
+        }
+    }
+
+    /// Starts Envoy, or returns its log when it refuses the config or exits.
+    pub fn try_start(self) -> Result<Envoy, String> {
+        let echo = Server::echo();
+        let mut clusters = vec![static_cluster("echo", echo.addr())];
+        clusters.extend(self.clusters);
+        let config = bootstrap(&self.filters, "echo", &clusters);
+        let dir = target_dir().join("e2e").join(format!(
+            "{}-{}",
+            std::process::id(),
+            INSTANCE.fetch_add(1, Ordering::SeqCst)
+        ));
+        Envoy::launch(&dir, &config, self.concurrency, Some(echo))
+    }
+}
+
+/// A running Envoy; killed (with its servers stopped) when dropped.
+pub struct Envoy {
+    child: Child,
+    addr: SocketAddr,
+    admin: SocketAddr,
+    log_path: PathBuf,
+    echo: Option<Server>,
+}
+
+impl Envoy {
+    /// Starts Envoy with `config` in `dir` and waits until its listener is up.
+    /// Returns Envoy's log if it exits or is not ready within 30 s.
+    pub fn launch(
+        dir: &Path,
+        config: &Value,
+        concurrency: usize,
+        echo: Option<Server>,
+    ) -> Result<Envoy, String> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let config_path = dir.join("envoy.json");
+        let admin_path = dir.join("admin.txt");
+        let log_path = dir.join("envoy.log");
+        let text = serde_json::to_string_pretty(config).map_err(|e| e.to_string())?;
+        std::fs::write(&config_path, text).map_err(|e| e.to_string())?;
+        let log = File::create(&log_path).map_err(|e| e.to_string())?;
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&config_path)
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .args(["--use-dynamic-base-id", "--concurrency"])
+            .arg(concurrency.to_string())
+            .args(["--log-level", "info", "--component-log-level", "wasm:debug"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", envoy_bin().display()))?;
+        let mut envoy = Envoy {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log_path,
+            echo,
+        };
+        match envoy.wait_ready(&admin_path, Duration::from_secs(30)) {
+            Ok(()) => Ok(envoy),
+            Err(why) => {
+                let _ = envoy.child.kill();
+                let _ = envoy.child.wait();
+                Err(format!("{why}\n{}", envoy.log()))
+            }
+        }
+    }
+
+    fn wait_ready(&mut self, admin_path: &Path, limit: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("Envoy exited ({status})"));
+            }
+            if self.admin.port() == 0 {
+                if let Some(addr) = std::fs::read_to_string(admin_path)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                {
+                    self.admin = addr;
+                }
+            }
+            if self.admin.port() != 0 {
+                let ready = Request::get("/ready").send(self.admin);
+                if ready.status == 200 {
+                    let listeners = Request::get("/listeners?format=json").send(self.admin);
+                    if let Some(addr) = listener_addr(&listeners) {
+                        self.addr = addr;
+                        return Ok(());
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("Envoy not ready after {limit:?}"))
+    }
+
+    /// The listener address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn admin(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// The echo upstream behind this Envoy.
+    pub fn echo(&self) -> &Server {
+        self.echo.as_ref().expect("this Envoy has an echo upstream")
+    }
+
+    /// Sends `request` through Envoy.
+    pub fn send(&self, request: &Request) -> Response {
+        request.send(self.addr)
+    }
+
+    /// `GET path` with `headers`.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut req = Request::get(path);
+        for (n, v) in headers {
+            req = req.header(n, v);
+        }
+        self.send(&req)
+    }
+
+    /// Envoy's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits up to `limit` for a log line containing `needle`; returns the line.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> Option<String> {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
+                return Some(line.to_string());
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Envoy's counter or gauge `name` from the admin stats, if it exists.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let stats = Request::get(&format!("/stats?filter=^{name}$")).send(self.admin);
+        stats.text().lines().find_map(|l| {
+            l.strip_prefix(&format!("{name}: "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    }
+}
+
+fn listener_addr(listeners: &Response) -> Option<SocketAddr> {
+    let doc: Value = serde_json::from_slice(&listeners.body).ok()?;
+    let socket = &doc["listener_statuses"][0]["local_address"]["socket_address"];
+    let ip = socket["address"].as_str()?;
+    let port = socket["port_value"].as_u64()?;
+    format!("{ip}:{port}").parse().ok()
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

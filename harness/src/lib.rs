@@ -1,0 +1,12 @@
+//! End-to-end harness: writes an Envoy config for a list of plugins, starts a real
+//! Envoy on loopback with its own base id, runs loopback servers behind it (the
+//! echo upstream, auth services), sends raw HTTP requests, and tears it all down
+//! on drop, even when a test fails.
+
+pub mod envoy;
+pub mod http;
+pub mod server;
+
+pub use envoy::{Envoy, Stack};
+pub use http::{Request, Response};
+pub use server::{Reply, Server};

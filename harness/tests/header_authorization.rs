@@ -1,0 +1,168 @@
+//! header-authorization in a real Envoy: the seed's behaviour, repeated headers,
+//! custom header/values/deny response, debug logs, and configs Envoy must refuse.
+
+use harness::{Request, Stack};
+use serde_json::json;
+use std::time::Duration;
+
+const PLUGIN: &str = "header-authorization";
+const DEFAULT_BODY: &str = "denied: header 'allow' is missing or not allowed\n";
+
+#[test]
+fn seed_behaviour_with_no_configuration() {
+    // Istio sends no configuration at all when pluginConfig is absent.
+    let envoy = Stack::new().plugin_raw(PLUGIN, "").start();
+    let cases: &[(&str, &[(&str, &str)], u16)] = &[
+        ("missing header", &[], 403),
+        ("allow: true", &[("allow", "true")], 200),
+        ("allow: false", &[("allow", "false")], 403),
+        ("name is case-insensitive", &[("ALLOW", "true")], 200),
+        ("value is case-sensitive", &[("allow", "TRUE")], 403),
+        ("empty value", &[("allow", "")], 403),
+        (
+            "repeated, both allowed",
+            &[("allow", "true"), ("allow", "true")],
+            200,
+        ),
+        (
+            "repeated, second bad",
+            &[("allow", "true"), ("allow", "false")],
+            403,
+        ),
+        (
+            "repeated, first bad",
+            &[("allow", "false"), ("allow", "true")],
+            403,
+        ),
+        ("comma-joined value", &[("allow", "true,false")], 403),
+    ];
+    for (name, headers, status) in cases {
+        let resp = envoy.get("/anything", headers);
+        assert_eq!(resp.status, *status, "{name}: {}", resp.text());
+        if *status == 403 {
+            assert_eq!(resp.text(), DEFAULT_BODY, "{name}");
+        } else {
+            assert_eq!(resp.echoed().path, "/anything", "{name}");
+        }
+    }
+}
+
+#[test]
+fn empty_object_is_the_seed_behaviour_too() {
+    let envoy = Stack::new().plugin(PLUGIN, json!({})).start();
+    assert_eq!(envoy.get("/", &[]).status, 403);
+    assert_eq!(envoy.get("/", &[("allow", "true")]).status, 200);
+    // A denied request never reaches the upstream.
+    let before = envoy.echo().count();
+    assert_eq!(envoy.get("/", &[("allow", "nope")]).status, 403);
+    assert_eq!(envoy.echo().count(), before);
+}
+
+#[test]
+fn custom_header_values_and_deny_response() {
+    let config = json!({
+        "header": "X-Team",
+        "values": ["red", "blue"],
+        "deny": {"status": 401, "body": "team not allowed\n", "headers": {"x-denied-by": "plugin", "content-type": "text/plain"}}
+    });
+    let envoy = Stack::new().plugin(PLUGIN, config).start();
+    for (value, status) in [("red", 200), ("blue", 200), ("green", 401), ("RED", 401)] {
+        let resp = envoy.get("/", &[("x-team", value)]);
+        assert_eq!(resp.status, status, "x-team: {value}");
+    }
+    let denied = envoy.get("/", &[("allow", "true")]);
+    assert_eq!(denied.status, 401);
+    assert_eq!(denied.text(), "team not allowed\n");
+    assert_eq!(denied.header("x-denied-by"), Some("plugin"));
+    assert_eq!(denied.header("content-type"), Some("text/plain"));
+    // The allowed request reaches the upstream with its header intact.
+    let passed = envoy.get("/p", &[("x-team", "red")]).echoed();
+    assert_eq!(passed.header_value("x-team"), Some("red"));
+}
+
+#[test]
+fn decisions_are_logged_at_debug_with_the_context_id() {
+    let envoy = Stack::new().plugin(PLUGIN, json!({})).start();
+    envoy.get("/", &[]);
+    envoy.get("/", &[("allow", "false")]);
+    envoy.send(&Request::get("/").header("allow", "true"));
+    let wait = Duration::from_secs(5);
+    for needle in [
+        "header 'allow' missing: denied",
+        "header 'allow' not allowed: denied",
+        "header 'allow' allowed",
+    ] {
+        let line = envoy
+            .wait_log(needle, wait)
+            .unwrap_or_else(|| panic!("no log line with {needle:?}:\n{}", envoy.log()));
+        assert!(line.contains("[debug]"), "not at debug level: {line}");
+        let before = &line[..line.find(needle).unwrap()];
+        let id = before.trim_end().rsplit(' ').next().unwrap_or_default();
+        assert!(
+            id.len() > 1 && id.starts_with('#') && id[1..].bytes().all(|b| b.is_ascii_digit()),
+            "no context id before {needle:?}: {line}"
+        );
+    }
+    // Normal traffic logs nothing at info or above from the plugin.
+    let noisy: Vec<_> = envoy
+        .log()
+        .lines()
+        .filter(|l| l.contains("wasm log") && !l.contains("[debug]"))
+        .map(str::to_string)
+        .collect();
+    assert!(noisy.is_empty(), "plugin logged above debug: {noisy:?}");
+}
+
+#[test]
+fn invalid_configurations_are_refused_at_load_with_the_field_named() {
+    let cases = [
+        (
+            json!({"header": ""}),
+            "header: header name must not be empty",
+        ),
+        (
+            json!({"header": 5}),
+            "header: expected a string, got a number",
+        ),
+        (
+            json!({"values": []}),
+            "values: must list at least one accepted value",
+        ),
+        (
+            json!({"deny": {"status": 700}}),
+            "deny.status: must be 200..=599, got 700",
+        ),
+        (
+            json!({"deny": {"headers": {"bad name": "x"}}}),
+            "deny.headers.bad name: 'bad name' is not a valid header name",
+        ),
+        (
+            json!({"deny": {"headers": {"x": "a\nb"}}}),
+            "deny.headers.x: header value must not contain CR, LF or NUL",
+        ),
+        (json!({"unknown": 1}), "unknown: unknown field"),
+    ];
+    for (config, expected) in cases {
+        let log = match Stack::new().plugin(PLUGIN, config.clone()).try_start() {
+            Ok(_) => panic!("Envoy served {config} instead of refusing it"),
+            Err(log) => log,
+        };
+        let line = log
+            .lines()
+            .find(|l| l.contains("invalid configuration"))
+            .unwrap_or_else(|| panic!("no error line for {config}:\n{log}"));
+        assert!(line.contains("[error]"), "not at error level: {line}");
+        assert!(
+            line.contains(&format!(
+                "header-authorization: invalid configuration: {expected}"
+            )),
+            "{line}"
+        );
+    }
+    let log = Stack::new()
+        .plugin_raw(PLUGIN, "{not json")
+        .try_start()
+        .err()
+        .expect("refused");
+    assert!(log.contains("invalid configuration: invalid JSON"), "{log}");
+}

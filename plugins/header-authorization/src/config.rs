@@ -1,0 +1,129 @@
+//! The header-authorization configuration: which header, which values pass, and
+//! what a denied request gets back. Used by the plugin and by xtask alike.
+
+use common::config::{parse_json, ConfigError, Fields};
+use common::headers::check_name;
+use common::DenyResponse;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The request header to check, lowercase.
+    pub header: String,
+    /// Accepted values, exact and case-sensitive.
+    pub values: Vec<String>,
+    pub deny: DenyResponse,
+}
+
+impl Config {
+    /// Parses `pluginConfig` bytes; empty means all defaults.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::from_value(&parse_json(bytes)?)
+    }
+
+    pub fn from_value(doc: &Value) -> Result<Self, ConfigError> {
+        let mut fields = Fields::root(doc)?;
+        let header = match fields.get("header") {
+            Some(node) => check_name(&node, node.str()?)?,
+            None => "allow".to_string(),
+        };
+        let values = match fields.get("values") {
+            Some(node) => {
+                let values = node.str_list()?;
+                if values.is_empty() {
+                    return Err(node.error("must list at least one accepted value"));
+                }
+                values.into_iter().map(str::to_string).collect()
+            }
+            None => vec!["true".to_string()],
+        };
+        let default_body = format!("denied: header '{header}' is missing or not allowed\n");
+        let deny = DenyResponse::parse(fields.get("deny"), 403, default_body)?;
+        fields.finish()?;
+        Ok(Config {
+            header,
+            values,
+            deny,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_configuration_means_the_seed_behaviour() {
+        for input in ["", "{}", "  "] {
+            let config = Config::parse(input.as_bytes()).unwrap();
+            assert_eq!(config.header, "allow");
+            assert_eq!(config.values, ["true"]);
+            assert_eq!(config.deny.status, 403);
+            assert_eq!(
+                config.deny.body,
+                "denied: header 'allow' is missing or not allowed\n"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_are_read() {
+        let config = Config::parse(
+            br#"{"header": "X-Team", "values": ["a", "B"], "deny": {"status": 401, "body": "no\n", "headers": {"x-why": "team"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.header, "x-team");
+        assert_eq!(config.values, ["a", "B"]);
+        assert_eq!(config.deny.status, 401);
+        assert_eq!(config.deny.body, "no\n");
+        assert_eq!(config.deny.headers, [("x-why".into(), "team".into())]);
+    }
+
+    #[test]
+    fn bad_configurations_name_the_field() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"header": ""}"#, "header: header name must not be empty"),
+            (
+                r#"{"header": 7}"#,
+                "header: expected a string, got a number",
+            ),
+            (
+                r#"{"header": "a b"}"#,
+                "header: 'a b' is not a valid header name (RFC 9110 token)",
+            ),
+            (
+                r#"{"values": []}"#,
+                "values: must list at least one accepted value",
+            ),
+            (
+                r#"{"values": "true"}"#,
+                "values: expected a list, got a string",
+            ),
+            (
+                r#"{"values": [true]}"#,
+                "values[0]: expected a string, got a boolean",
+            ),
+            (
+                r#"{"deny": {"status": 700}}"#,
+                "deny.status: must be 200..=599, got 700",
+            ),
+            (
+                r#"{"deny": {"headers": {"x": "a\r\nb"}}}"#,
+                "deny.headers.x: header value must not contain CR, LF or NUL",
+            ),
+            (
+                r#"{"hedaer": "x"}"#,
+                "hedaer: unknown field (known fields: deny, header, values)",
+            ),
+            (r#"[]"#, "expected an object, got a list"),
+            (
+                r#"{"header":"#,
+                "invalid JSON: EOF while parsing a value at line 1 column 10",
+            ),
+        ];
+        for (input, expected) in cases {
+            let err = Config::parse(input.as_bytes()).unwrap_err();
+            assert_eq!(err.to_string(), *expected, "{input}");
+        }
+    }
+}

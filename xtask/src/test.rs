@@ -1,0 +1,39 @@
+//! `cargo xtask test`: native unit tests, then the plugins built to wasm and the
+//! end-to-end tests run against them in a real Envoy.
+
+use crate::util::{root, run, Result};
+use crate::{build, envoy};
+use std::process::Command;
+
+/// Arguments after `--` go to the end-to-end `cargo test` (a test name filter, say).
+pub fn run_command(args: &[String]) -> Result<()> {
+    let extra: &[String] = match args.split_first() {
+        None => &[],
+        Some((first, rest)) if first == "--" => rest,
+        Some((first, _)) => return Err(format!("test: unexpected argument '{first}'")),
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+
+    println!("== unit tests (native)");
+    run(Command::new(&cargo).current_dir(root()).args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "harness",
+    ]))?;
+
+    println!("== building plugins");
+    let modules = build::build(&build::plugins()?)?;
+    for m in &modules {
+        println!("{:<24} {:>7.1} KB", m.plugin, m.size as f64 / 1024.0);
+    }
+    let envoy = envoy::find()?;
+
+    println!("== end-to-end tests (real Envoy)");
+    run(Command::new(&cargo)
+        .current_dir(root())
+        .args(["test", "--package", "harness", "--"])
+        .args(extra)
+        .env("ENVOY_BIN", envoy)
+        .env("PLUGIN_DIST", build::dist_dir()))
+}
