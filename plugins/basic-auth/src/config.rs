@@ -1,0 +1,451 @@
+//! The basic-auth configuration: the istio-ecosystem `basic_auth` schema (rules of
+//! path, methods and credentials, a realm) plus `forward_username_header`. Every
+//! credential is decoded and hashed here, once, so a request only hashes what it
+//! presents and compares digests. Used by the plugin and by xtask alike.
+
+use crate::secret::{b64_decode, sha256};
+use common::config::{parse_json, ConfigError, Fields, Node};
+use common::headers::{check_name, is_token};
+use common::DenyResponse;
+use serde_json::Value;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub rules: Vec<Rule>,
+    pub realm: String,
+    /// Lowercase header name that carries the user name upstream.
+    pub forward_username_header: Option<String>,
+    /// The 401 for a request without Basic credentials.
+    pub missing: DenyResponse,
+    /// The 401 for malformed or wrong credentials.
+    pub wrong: DenyResponse,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub path: PathMatch,
+    /// Uppercase; requests are compared case-insensitively.
+    pub methods: Vec<String>,
+    pub credentials: Vec<Credential>,
+}
+
+/// How a rule matches the request path (query string and fragment removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Prefix(String),
+    Exact(String),
+    Suffix(String),
+}
+
+/// One accepted user and password. Plain passwords are kept only as their SHA-256,
+/// so no password stays in memory and comparisons do not depend on its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub user: String,
+    pub secret: Secret,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Sha1([u8; 20]),
+    Sha256([u8; 32]),
+}
+
+// Digests of passwords have no business in logs or panic messages either.
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.secret {
+            Secret::Sha1(_) => "SHA",
+            Secret::Sha256(_) => "SHA256",
+        };
+        write!(f, "Credential({}, {scheme})", self.user)
+    }
+}
+
+/// Schemes that tools like htpasswd emit but that cannot be checked here; a
+/// password written with one of these prefixes is refused rather than taken as
+/// plain text (use the base64 form for such a password).
+const FOREIGN_HASHES: [&str; 6] = ["$apr1$", "$2a$", "$2b$", "$2y$", "$5$", "$6$"];
+
+impl Config {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::from_value(&parse_json(bytes)?)
+    }
+
+    pub fn from_value(doc: &Value) -> Result<Self, ConfigError> {
+        let mut fields = Fields::root(doc)?;
+        let rules_node = fields.require("basic_auth_rules")?;
+        let rules = rules_node
+            .list()?
+            .iter()
+            .map(parse_rule)
+            .collect::<Result<Vec<_>, _>>()?;
+        if rules.is_empty() {
+            return Err(rules_node.error("must list at least one rule"));
+        }
+        let realm = match fields.get("realm") {
+            Some(node) => {
+                let realm = node.str()?;
+                if realm.chars().any(char::is_control) {
+                    return Err(node.error("must not contain control characters"));
+                }
+                realm.to_string()
+            }
+            None => "istio".to_string(),
+        };
+        let forward_username_header = match fields.get("forward_username_header") {
+            Some(node) => {
+                let name = check_name(&node, node.str()?)?;
+                if matches!(
+                    name.as_str(),
+                    "authorization" | "host" | "content-length" | "transfer-encoding"
+                ) {
+                    return Err(node.error(format!("'{name}' cannot carry the user name")));
+                }
+                Some(name)
+            }
+            None => None,
+        };
+        fields.finish()?;
+        let challenge = format!("Basic realm=\"{}\"", quote(&realm));
+        let deny = |body: &str| DenyResponse {
+            status: 401,
+            body: body.to_string(),
+            headers: vec![
+                ("www-authenticate".to_string(), challenge.clone()),
+                ("content-type".to_string(), "text/plain".to_string()),
+            ],
+        };
+        Ok(Config {
+            rules,
+            missing: deny("Unauthorized: missing credentials\n"),
+            wrong: deny("Unauthorized: wrong credentials\n"),
+            realm,
+            forward_username_header,
+        })
+    }
+}
+
+/// The realm as the inside of an RFC 9110 quoted-string.
+fn quote(realm: &str) -> String {
+    let mut out = String::with_capacity(realm.len());
+    for c in realm.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn parse_rule(node: &Node<'_>) -> Result<Rule, ConfigError> {
+    let mut fields = node.fields()?;
+    let kinds = [
+        fields
+            .get("prefix")
+            .map(|n| (n, PathMatch::Prefix as fn(String) -> PathMatch)),
+        fields
+            .get("exact")
+            .map(|n| (n, PathMatch::Exact as fn(String) -> PathMatch)),
+        fields
+            .get("suffix")
+            .map(|n| (n, PathMatch::Suffix as fn(String) -> PathMatch)),
+    ];
+    let mut given = kinds.into_iter().flatten();
+    let path = match (given.next(), given.next()) {
+        (Some((n, make)), None) => make(parse_path(&n)?),
+        (None, _) => return Err(node.error("exactly one of prefix, exact, suffix is required")),
+        (Some(_), Some(_)) => {
+            return Err(node.error("exactly one of prefix, exact, suffix is allowed"))
+        }
+    };
+
+    let methods_node = fields.require("request_methods")?;
+    let mut methods = Vec::new();
+    for item in methods_node.list()? {
+        let method = item.str()?;
+        if !is_token(method) {
+            return Err(item.error(format!("'{}' is not an HTTP method", method.escape_debug())));
+        }
+        methods.push(method.to_ascii_uppercase());
+    }
+    if methods.is_empty() {
+        return Err(methods_node.error("must list at least one method"));
+    }
+
+    let credentials_node = fields.require("credentials")?;
+    let credentials = credentials_node
+        .list()?
+        .iter()
+        .map(parse_credential)
+        .collect::<Result<Vec<_>, _>>()?;
+    if credentials.is_empty() {
+        return Err(credentials_node.error("must list at least one credential"));
+    }
+    fields.finish()?;
+    Ok(Rule {
+        path,
+        methods,
+        credentials,
+    })
+}
+
+fn parse_path(node: &Node<'_>) -> Result<String, ConfigError> {
+    let path = node.non_empty_str()?;
+    if path.contains(['?', '#']) {
+        return Err(node.error(
+            "must not contain '?' or '#': paths are matched without query string and fragment",
+        ));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(node.error("must not contain control characters"));
+    }
+    Ok(path.to_string())
+}
+
+// Errors below never quote the credential: it is a secret, and config errors are
+// logged at error level.
+fn parse_credential(node: &Node<'_>) -> Result<Credential, ConfigError> {
+    let text = node.str()?;
+    if text.is_empty() {
+        return Err(node.error("must not be empty"));
+    }
+    if let Some((user, password)) = text.split_once(':') {
+        return literal(node, user, password);
+    }
+    let decoded = b64_decode(text.trim().as_bytes())
+        .ok_or_else(|| node.error("neither user:password nor valid base64 of user:password"))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| node.error("base64 decodes to text that is not UTF-8"))?;
+    let (user, password) = decoded
+        .split_once(':')
+        .ok_or_else(|| node.error("base64 decodes to text without ':' (expected user:password)"))?;
+    check_user_password(node, user, password)?;
+    // The base64 form is the seed's plain form: no hash schemes inside it, which
+    // also makes it the way to give a password that starts with `{SHA}`.
+    Ok(Credential {
+        user: user.to_string(),
+        secret: Secret::Sha256(sha256(password.as_bytes())),
+    })
+}
+
+fn literal(node: &Node<'_>, user: &str, password: &str) -> Result<Credential, ConfigError> {
+    check_user_password(node, user, password)?;
+    let secret = if let Some(hash) = password.strip_prefix("{SHA}") {
+        Secret::Sha1(digest(node, "{SHA}", hash)?)
+    } else if let Some(hash) = password.strip_prefix("{SHA256}") {
+        Secret::Sha256(digest(node, "{SHA256}", hash)?)
+    } else if let Some(scheme) = scheme_prefix(password) {
+        return Err(node.error(format!(
+            "unknown hash scheme {scheme} (supported: {{SHA}}, {{SHA256}}, or a plain password)"
+        )));
+    } else if let Some(scheme) = FOREIGN_HASHES.iter().find(|p| password.starts_with(**p)) {
+        return Err(node.error(format!(
+            "unsupported hash scheme {scheme} (supported: {{SHA}}, {{SHA256}}, or a plain password)"
+        )));
+    } else {
+        Secret::Sha256(sha256(password.as_bytes()))
+    };
+    Ok(Credential {
+        user: user.to_string(),
+        secret,
+    })
+}
+
+/// `{NAME}` at the start of a password, NAME being a plausible scheme name.
+fn scheme_prefix(password: &str) -> Option<&str> {
+    let end = password.find('}')?;
+    let scheme = password.get(..=end)?;
+    let name = scheme.get(1..end)?;
+    let plausible = password.starts_with('{')
+        && !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+    plausible.then_some(scheme)
+}
+
+fn digest<const N: usize>(
+    node: &Node<'_>,
+    scheme: &str,
+    hash: &str,
+) -> Result<[u8; N], ConfigError> {
+    b64_decode(hash.as_bytes())
+        .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
+        .ok_or_else(|| {
+            node.error(format!(
+                "{scheme} must be followed by the base64 of a {N}-byte digest"
+            ))
+        })
+}
+
+fn check_user_password(node: &Node<'_>, user: &str, password: &str) -> Result<(), ConfigError> {
+    if user.is_empty() {
+        return Err(node.error("user name must not be empty"));
+    }
+    if password.is_empty() {
+        return Err(node.error("password must not be empty"));
+    }
+    // The user name may be sent upstream in a header; and a control character in
+    // a password is nearly always a YAML slip (the newline a `|` block keeps).
+    if user.chars().any(char::is_control) || password.chars().any(char::is_control) {
+        return Err(node.error("must not contain control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::sha1;
+    use base64::Engine;
+
+    fn b64(s: impl AsRef<[u8]>) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    const SEED: &str = r#"{
+        "basic_auth_rules": [
+            {"prefix": "/productpage", "request_methods": ["GET", "POST"],
+             "credentials": ["ok:test", "YWRtaW4zOmFkbWluMw=="]}
+        ],
+        "realm": "istio"
+    }"#;
+
+    #[test]
+    fn the_seed_config_parses() {
+        let config = Config::parse(SEED.as_bytes()).unwrap();
+        assert_eq!(config.realm, "istio");
+        assert_eq!(config.forward_username_header, None);
+        let rule = &config.rules[0];
+        assert_eq!(rule.path, PathMatch::Prefix("/productpage".into()));
+        assert_eq!(rule.methods, ["GET", "POST"]);
+        let users: Vec<_> = rule.credentials.iter().map(|c| c.user.as_str()).collect();
+        assert_eq!(users, ["ok", "admin3"]);
+        assert!(rule.credentials[0].secret == Secret::Sha256(sha256(b"test")));
+        assert!(rule.credentials[1].secret == Secret::Sha256(sha256(b"admin3")));
+        assert_eq!(
+            config.missing.headers[0],
+            ("www-authenticate".into(), "Basic realm=\"istio\"".into())
+        );
+        assert_eq!(config.missing.status, 401);
+        assert_eq!(config.wrong.status, 401);
+    }
+
+    #[test]
+    fn credential_formats() {
+        let sha1_entry = format!("u:{{SHA}}{}", b64(sha1(b"pw")));
+        let sha256_entry = format!("u:{{SHA256}}{}", b64(sha256(b"pw")));
+        let cases: Vec<(String, Secret)> = vec![
+            ("u:pw".into(), Secret::Sha256(sha256(b"pw"))),
+            ("u:p:w".into(), Secret::Sha256(sha256(b"p:w"))),
+            (b64("u:pw"), Secret::Sha256(sha256(b"pw"))),
+            // Unpadded base64 is accepted too.
+            (
+                b64("u:pw").trim_end_matches('=').into(),
+                Secret::Sha256(sha256(b"pw")),
+            ),
+            // Inside base64 a {SHA} prefix is just part of a plain password.
+            (b64("u:{SHA}x"), Secret::Sha256(sha256(b"{SHA}x"))),
+            (sha1_entry, Secret::Sha1(sha1(b"pw"))),
+            (sha256_entry, Secret::Sha256(sha256(b"pw"))),
+            // Braces that are not a scheme name are part of a plain password.
+            (
+                "u:{not a scheme}".into(),
+                Secret::Sha256(sha256(b"{not a scheme}")),
+            ),
+            ("u:{}x".into(), Secret::Sha256(sha256(b"{}x"))),
+        ];
+        for (entry, secret) in cases {
+            let doc = serde_json::json!({"basic_auth_rules": [
+                {"exact": "/", "request_methods": ["GET"], "credentials": [entry]}]});
+            let config = Config::from_value(&doc).unwrap_or_else(|e| panic!("{entry}: {e}"));
+            let cred = &config.rules[0].credentials[0];
+            assert_eq!(cred.user, "u", "{entry}");
+            assert!(cred.secret == secret, "{entry}");
+        }
+    }
+
+    #[test]
+    fn fields_are_read() {
+        let config = Config::parse(
+            br#"{"basic_auth_rules": [
+                {"suffix": ".png", "request_methods": ["get", "Delete"], "credentials": ["a:b"]},
+                {"exact": "/x", "request_methods": ["PUT"], "credentials": ["c:d"]}
+            ], "realm": "my \"realm\"", "forward_username_header": "X-User"}"#,
+        )
+        .unwrap();
+        assert_eq!(config.rules[0].path, PathMatch::Suffix(".png".into()));
+        assert_eq!(config.rules[0].methods, ["GET", "DELETE"]);
+        assert_eq!(config.rules[1].path, PathMatch::Exact("/x".into()));
+        assert_eq!(config.forward_username_header.as_deref(), Some("x-user"));
+        assert_eq!(
+            config.wrong.headers[0].1,
+            "Basic realm=\"my \\\"realm\\\"\""
+        );
+    }
+
+    #[test]
+    fn bad_configurations_name_the_rule_and_field() {
+        let rule = |extra: &str| {
+            format!(
+                r#"{{"basic_auth_rules": [{{"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"]}}, {extra}]}}"#
+            )
+        };
+        let cases: Vec<(String, &str)> = vec![
+            ("{}".into(), "basic_auth_rules: is required"),
+            ("".into(), "basic_auth_rules: is required"),
+            (r#"{"basic_auth_rules": []}"#.into(), "basic_auth_rules: must list at least one rule"),
+            (r#"{"basic_auth_rules": {}}"#.into(), "basic_auth_rules: expected a list, got an object"),
+            (rule(r#"{"request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1]: exactly one of prefix, exact, suffix is required"),
+            (rule(r#"{"prefix": "/a", "exact": "/a", "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1]: exactly one of prefix, exact, suffix is allowed"),
+            (rule(r#"{"prefix": "", "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1].prefix: must not be empty"),
+            (rule(r#"{"exact": 3, "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1].exact: expected a string, got a number"),
+            (rule(r#"{"suffix": "/a?b", "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1].suffix: must not contain '?' or '#'"),
+            (rule(r#"{"prefix": "/", "credentials": ["a:b"]}"#), "basic_auth_rules[1].request_methods: is required"),
+            (rule(r#"{"prefix": "/", "request_methods": [], "credentials": ["a:b"]}"#), "basic_auth_rules[1].request_methods: must list at least one method"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET "], "credentials": ["a:b"]}"#), "basic_auth_rules[1].request_methods[0]: 'GET ' is not an HTTP method"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"]}"#), "basic_auth_rules[1].credentials: is required"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": []}"#), "basic_auth_rules[1].credentials: must list at least one credential"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b", ""]}"#), "basic_auth_rules[1].credentials[1]: must not be empty"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["not base64!"]}"#), "basic_auth_rules[1].credentials[0]: neither user:password nor valid base64"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["YWJj"]}"#), "basic_auth_rules[1].credentials[0]: base64 decodes to text without ':'"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["/w=="]}"#), "basic_auth_rules[1].credentials[0]: base64 decodes to text that is not UTF-8"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": [":pw"]}"#), "basic_auth_rules[1].credentials[0]: user name must not be empty"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["u:"]}"#), "basic_auth_rules[1].credentials[0]: password must not be empty"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["u:{MD5}abc"]}"#), "basic_auth_rules[1].credentials[0]: unknown hash scheme {MD5}"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["u:$apr1$x$y"]}"#), "basic_auth_rules[1].credentials[0]: unsupported hash scheme $apr1$"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["u:{SHA}abc"]}"#), "basic_auth_rules[1].credentials[0]: {SHA} must be followed by the base64 of a 20-byte digest"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["u:{SHA256}qUqP5cyxm6YcTAhz05Hph5gvu9M="]}"#), "basic_auth_rules[1].credentials[0]: {SHA256} must be followed by the base64 of a 32-byte digest"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["u\nv:pw"]}"#), "basic_auth_rules[1].credentials[0]: must not contain control characters"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"], "methods": []}"#), "basic_auth_rules[1].methods: unknown field (known fields: credentials, exact, prefix, request_methods, suffix)"),
+            (r#"{"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"]}], "realm": "a\nb"}"#.into(), "realm: must not contain control characters"),
+            (r#"{"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"]}], "forward_username_header": "a b"}"#.into(), "forward_username_header: 'a b' is not a valid header name"),
+            (r#"{"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"]}], "forward_username_header": "Authorization"}"#.into(), "forward_username_header: 'authorization' cannot carry the user name"),
+            (r#"{"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"]}], "relam": "x"}"#.into(), "relam: unknown field (known fields: basic_auth_rules, forward_username_header, realm)"),
+        ];
+        for (input, expected) in cases {
+            let err = Config::parse(input.as_bytes()).unwrap_err().to_string();
+            assert!(
+                err.starts_with(expected),
+                "{input}\n  got:  {err}\n  want: {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_never_quote_a_credential() {
+        for secret in [
+            "s3cr3t-not-base64!",
+            "u:{MD5}s3cr3t",
+            "u:{SHA}s3cr3t",
+            "u:$2y$s3cr3t",
+        ] {
+            let doc = serde_json::json!({"basic_auth_rules": [
+                {"prefix": "/", "request_methods": ["GET"], "credentials": [secret]}]});
+            let err = Config::from_value(&doc).unwrap_err().to_string();
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
+    }
+}

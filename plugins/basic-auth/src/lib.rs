@@ -1,0 +1,99 @@
+//! basic-auth: path- and method-scoped HTTP Basic authentication, configured with
+//! the istio-ecosystem `basic_auth` schema. This file is the wasm adapter; the
+//! decision is in `auth`, the config in `config`.
+
+pub mod auth;
+pub mod config;
+pub mod secret;
+
+use auth::Decision;
+use common::host::{self, HeaderMap, Plugin, Root};
+use config::Config;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, MapType};
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|_| Box::new(Root::<BasicAuth>::new()));
+}}
+
+pub struct BasicAuth;
+
+impl Plugin for BasicAuth {
+    const NAME: &'static str = "basic-auth";
+    type Config = Config;
+
+    fn configure(bytes: &[u8]) -> Result<Config, common::ConfigError> {
+        Config::parse(bytes)
+    }
+
+    fn http_context(config: Rc<Config>, id: u32) -> Box<dyn HttpContext> {
+        Box::new(Filter { config, id })
+    }
+}
+
+struct Filter {
+    config: Rc<Config>,
+    id: u32,
+}
+
+impl Context for Filter {}
+
+impl Filter {
+    /// Fails closed when the host refuses a header change: forwarding the request
+    /// could let a spoofed user name through.
+    fn fail(&self, what: &str, name: &str) -> Action {
+        host::warn(format_args!("#{} cannot {what} '{name}': denied", self.id));
+        host::send_response(500, vec![], b"Internal error\n");
+        Action::Pause
+    }
+}
+
+impl HttpContext for Filter {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let headers = HeaderMap::request();
+        let forward = self.config.forward_username_header.as_deref();
+        let (mut method, mut path, mut spoofed): (&[u8], &[u8], bool) = (b"", b"", false);
+        for (name, value) in headers.pairs() {
+            match name {
+                b":method" => method = value,
+                b":path" => path = value,
+                _ => spoofed |= forward.is_some_and(|f| f.as_bytes() == name),
+            }
+        }
+        // Logs below name the decision only: never the header or any part of it.
+        let decision = auth::decide(&self.config, method, path, headers.values("authorization"));
+        if let (Some(name), true) = (forward, spoofed) {
+            // The SDK's header setters unwrap the host's status; these do not.
+            if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None).is_err() {
+                return self.fail("remove", name);
+            }
+        }
+        match decision {
+            Decision::Pass => {
+                host::debug(format_args!("#{} no rule applies", self.id));
+                Action::Continue
+            }
+            Decision::Allow(user) => {
+                if let Some(name) = forward {
+                    if hostcalls::add_map_value(MapType::HttpRequestHeaders, name, user).is_err() {
+                        return self.fail("set", name);
+                    }
+                }
+                host::debug(format_args!("#{} credentials accepted", self.id));
+                Action::Continue
+            }
+            Decision::Deny(denial) => {
+                host::debug(format_args!("#{} denied: {}", self.id, denial.reason()));
+                let deny = if denial.is_missing() {
+                    &self.config.missing
+                } else {
+                    &self.config.wrong
+                };
+                host::send_deny(deny);
+                Action::Pause
+            }
+        }
+    }
+}
