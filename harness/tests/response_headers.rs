@@ -77,6 +77,17 @@ fn seed_hello_world_on_every_response() {
     let seen = resp.echoed();
     assert_eq!(seen.path, "/x");
     assert_eq!(seen.header_value("hello"), None);
+    // Nothing is logged per request, at any level.
+    let lines: Vec<_> = envoy
+        .log()
+        .lines()
+        .filter(|l| l.contains("wasm log") && !l.contains("configuration loaded"))
+        .map(str::to_string)
+        .collect();
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(envoy
+        .log()
+        .contains("response-headers: configuration loaded"));
 }
 
 /// Each action, on its own header, against an upstream response carrying none, one
