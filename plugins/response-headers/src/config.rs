@@ -1,0 +1,341 @@
+//! The response-headers configuration: header entries and removals for responses
+//! and requests, validated and compiled into plans. Used by the plugin and by xtask.
+
+use crate::plan::{Action, Builder, Plan};
+use common::config::{parse_json, ConfigError, Fields, Node};
+use common::headers::{check_name, check_value};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Applied to request headers before the request goes upstream.
+    pub request: Plan,
+    /// Applied to response headers on the way back to the client.
+    pub response: Plan,
+}
+
+/// The four top-level fields, in the order the "nothing to do" error names them.
+const FIELDS: [&str; 4] = [
+    "response_headers",
+    "remove_response_headers",
+    "request_headers",
+    "remove_request_headers",
+];
+
+impl Config {
+    /// Parses `pluginConfig` bytes. Empty input is `{}`, which is refused: see
+    /// [`Config::from_value`].
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::from_value(&parse_json(bytes)?)
+    }
+
+    /// Reads and compiles a configuration. One that changes nothing is refused:
+    /// it is almost always a `pluginConfig` that went missing or was put at the
+    /// wrong level, and a gateway silently shipping without its security headers is
+    /// worse than a deployment that stops with an error.
+    pub fn from_value(doc: &Value) -> Result<Self, ConfigError> {
+        let mut fields = Fields::root(doc)?;
+        let response = side(
+            &mut fields,
+            "response_headers",
+            "remove_response_headers",
+            false,
+        )?;
+        let request = side(
+            &mut fields,
+            "request_headers",
+            "remove_request_headers",
+            true,
+        )?;
+        fields.finish()?;
+        if request.is_empty() && response.is_empty() {
+            return Err(ConfigError::new(
+                "",
+                format!("nothing to do: give at least one of {}", FIELDS.join(", ")),
+            ));
+        }
+        Ok(Config { request, response })
+    }
+}
+
+/// One direction: its removal list, then its entries.
+fn side(
+    fields: &mut Fields<'_>,
+    entries_key: &'static str,
+    removals_key: &'static str,
+    request: bool,
+) -> Result<Plan, ConfigError> {
+    let mut plan = Builder::default();
+    if let Some(list) = fields.get(removals_key) {
+        for item in list.list()? {
+            let name = header_name(&item, item.str()?, request)?;
+            plan.remove(&name, &item.path);
+        }
+    }
+    if let Some(list) = fields.get(entries_key) {
+        for item in list.list()? {
+            let mut entry = item.fields()?;
+            let name_node = entry.require("name")?;
+            let name = header_name(&name_node, name_node.str()?, request)?;
+            let value_node = entry.require("value")?;
+            let value = check_value(&value_node, value_node.str()?)?;
+            let action = match entry.get("action") {
+                None => Action::Set,
+                Some(node) => action(&node)?,
+            };
+            entry.finish()?;
+            plan.entry(&name, value, action, &item.path)?;
+        }
+    }
+    Ok(plan.finish())
+}
+
+fn action(node: &Node<'_>) -> Result<Action, ConfigError> {
+    let name = node.str()?;
+    Action::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Action::ALL.iter().map(|(n, _)| *n).collect();
+        node.error(format!(
+            "unknown action '{}' (expected one of: {})",
+            name.escape_debug(),
+            names.join(", ")
+        ))
+    })
+}
+
+/// A header name the plugin may change, lowercase. Pseudo-headers and invalid
+/// names are refused by `check_name`; framing headers belong to Envoy's codec; and
+/// a request `host` header would travel upstream beside the `:authority` Envoy
+/// writes as `Host`, giving the upstream two Host headers.
+fn header_name(node: &Node<'_>, name: &str, request: bool) -> Result<String, ConfigError> {
+    let lower = check_name(node, name)?;
+    match lower.as_str() {
+        "content-length" | "transfer-encoding" => Err(node.error(format!(
+            "'{lower}' frames the message: Envoy sets it, and it cannot be changed here"
+        ))),
+        "host" if request => Err(node.error(
+            "'host' cannot be changed here: Envoy holds it as :authority (route on the host instead)",
+        )),
+        _ => Ok(lower),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::Mock;
+    use crate::plan::Op;
+
+    #[test]
+    fn the_issue_example() {
+        let config = Config::parse(
+            br#"{
+              "response_headers": [
+                {"name": "hello", "value": "world"},
+                {"name": "X-Frame-Options", "value": "DENY", "action": "add_if_absent"},
+                {"name": "via", "value": "mesh", "action": "append"}
+              ],
+              "remove_response_headers": ["server", "X-Powered-By"],
+              "request_headers": [{"name": "x-from", "value": "gateway", "action": "set"}],
+              "remove_request_headers": ["x-internal"]
+            }"#,
+        )
+        .unwrap();
+        let s = |v: &str| v.to_string();
+        assert_eq!(
+            config.response.ops(),
+            [
+                Op::Remove(s("server")),
+                Op::Remove(s("x-powered-by")),
+                Op::Replace(s("hello"), s("world")),
+                Op::AddIfAbsent(s("x-frame-options"), s("DENY")),
+                Op::Add(s("via"), s("mesh")),
+            ]
+        );
+        assert_eq!(
+            config.request.ops(),
+            [
+                Op::Remove(s("x-internal")),
+                Op::Replace(s("x-from"), s("gateway")),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_side_is_enough_and_values_may_be_empty() {
+        let cases: &[(&str, usize, usize)] = &[
+            (r#"{"remove_response_headers": ["server"]}"#, 0, 1),
+            (r#"{"request_headers": [{"name": "a", "value": ""}]}"#, 1, 0),
+            (
+                r#"{"remove_request_headers": ["a"], "response_headers": []}"#,
+                1,
+                0,
+            ),
+            (
+                r#"{"response_headers": [{"name": "a", "value": "é ü"}], "request_headers": null}"#,
+                0,
+                1,
+            ),
+        ];
+        for (input, request, response) in cases {
+            let config = Config::parse(input.as_bytes()).unwrap();
+            assert_eq!(config.request.ops().len(), *request, "{input}");
+            assert_eq!(config.response.ops().len(), *response, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_configuration_that_changes_nothing_is_refused() {
+        let expected = "nothing to do: give at least one of response_headers, \
+                        remove_response_headers, request_headers, remove_request_headers";
+        for input in [
+            "",
+            "  ",
+            "{}",
+            r#"{"response_headers": [], "remove_request_headers": []}"#,
+            r#"{"response_headers": null}"#,
+        ] {
+            let err = Config::parse(input.as_bytes()).unwrap_err();
+            assert_eq!(err.to_string(), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn the_compiled_plan_does_what_the_entries_say() {
+        let config = Config::parse(
+            br#"{"response_headers": [{"name": "Cache-Control", "value": "no-store", "action": "overwrite_if_exists"}]}"#,
+        )
+        .unwrap();
+        let mut with = Mock::with(&[("cache-control", "max-age=1"), ("cache-control", "public")]);
+        config.response.apply(&mut with);
+        assert_eq!(with.values("cache-control"), ["no-store"]);
+        let mut without = Mock::with(&[("etag", "1")]);
+        config.response.apply(&mut without);
+        assert!(without.values("cache-control").is_empty());
+    }
+
+    #[test]
+    fn bad_configurations_name_the_entry_and_field() {
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"response_headers": [{"name": "a", "value": "1"}, {"name": "b", "value": "2"}, {"name": "c", "value": "3", "action": "upsert"}]}"#,
+                "response_headers[2].action: unknown action 'upsert' (expected one of: set, append, add_if_absent, overwrite_if_exists)",
+            ),
+            (
+                r#"{"response_headers": [{"name": "a", "value": "1", "action": "SET"}]}"#,
+                "response_headers[0].action: unknown action 'SET' (expected one of: set, append, add_if_absent, overwrite_if_exists)",
+            ),
+            (
+                r#"{"response_headers": [{"name": "a", "value": "1", "action": 1}]}"#,
+                "response_headers[0].action: expected a string, got a number",
+            ),
+            (
+                r#"{"response_headers": [{"name": "", "value": "1"}]}"#,
+                "response_headers[0].name: header name must not be empty",
+            ),
+            (
+                r#"{"response_headers": [{"name": ":status", "value": "200"}]}"#,
+                "response_headers[0].name: ':status' is a pseudo-header and cannot be used here",
+            ),
+            (
+                r#"{"request_headers": [{"name": ":path", "value": "/"}]}"#,
+                "request_headers[0].name: ':path' is a pseudo-header and cannot be used here",
+            ),
+            (
+                r#"{"remove_request_headers": ["ok", ":authority"]}"#,
+                "remove_request_headers[1]: ':authority' is a pseudo-header and cannot be used here",
+            ),
+            (
+                r#"{"response_headers": [{"name": "bad name", "value": "1"}]}"#,
+                "response_headers[0].name: 'bad name' is not a valid header name (RFC 9110 token)",
+            ),
+            (
+                r#"{"response_headers": [{"name": "a:b", "value": "1"}]}"#,
+                "response_headers[0].name: 'a:b' is not a valid header name (RFC 9110 token)",
+            ),
+            (
+                r#"{"remove_response_headers": ["x\ny"]}"#,
+                "remove_response_headers[0]: 'x\\ny' is not a valid header name (RFC 9110 token)",
+            ),
+            (
+                r#"{"response_headers": [{"name": "a", "value": "1\r\nset-cookie: x"}]}"#,
+                "response_headers[0].value: header value must not contain CR, LF or NUL",
+            ),
+            (
+                r#"{"request_headers": [{"name": "a", "value": "x\u0000"}]}"#,
+                "request_headers[0].value: header value must not contain CR, LF or NUL",
+            ),
+            (
+                r#"{"response_headers": [{"name": "a", "value": "\n"}]}"#,
+                "response_headers[0].value: header value must not contain CR, LF or NUL",
+            ),
+            (
+                r#"{"response_headers": [{"name": "a"}]}"#,
+                "response_headers[0].value: is required",
+            ),
+            (
+                r#"{"response_headers": [{"value": "1"}]}"#,
+                "response_headers[0].name: is required",
+            ),
+            (
+                r#"{"response_headers": [{"name": "a", "value": 1}]}"#,
+                "response_headers[0].value: expected a string, got a number",
+            ),
+            (
+                r#"{"response_headers": [{"name": "a", "value": "1", "append": true}]}"#,
+                "response_headers[0].append: unknown field (known fields: action, name, value)",
+            ),
+            (
+                r#"{"response_headers": {"a": "1"}}"#,
+                "response_headers: expected a list, got an object",
+            ),
+            (
+                r#"{"response_headers": ["a"]}"#,
+                "response_headers[0]: expected an object, got a string",
+            ),
+            (
+                r#"{"remove_response_headers": "server"}"#,
+                "remove_response_headers: expected a list, got a string",
+            ),
+            (
+                r#"{"remove_response_headers": ["server"], "headers": []}"#,
+                "headers: unknown field (known fields: remove_request_headers, remove_response_headers, request_headers, response_headers)",
+            ),
+            (
+                r#"{"response_headers": [{"name": "Content-Length", "value": "1"}]}"#,
+                "response_headers[0].name: 'content-length' frames the message: Envoy sets it, and it cannot be changed here",
+            ),
+            (
+                r#"{"remove_response_headers": ["transfer-encoding"]}"#,
+                "remove_response_headers[0]: 'transfer-encoding' frames the message: Envoy sets it, and it cannot be changed here",
+            ),
+            (
+                r#"{"request_headers": [{"name": "Host", "value": "evil"}]}"#,
+                "request_headers[0].name: 'host' cannot be changed here: Envoy holds it as :authority (route on the host instead)",
+            ),
+            (
+                r#"{"remove_response_headers": ["server"], "response_headers": [{"name": "server", "value": "x", "action": "overwrite_if_exists"}]}"#,
+                "response_headers[0]: 'server' is always absent here (because of remove_response_headers[0]), so overwrite_if_exists never applies",
+            ),
+            (
+                r#"{"request_headers": [{"name": "a", "value": "1"}, {"name": "A", "value": "2", "action": "add_if_absent"}]}"#,
+                "request_headers[1]: 'a' is always present here (because of request_headers[0]), so add_if_absent never adds it",
+            ),
+            (r#"[]"#, "expected an object, got a list"),
+            (
+                r#"{"response_headers": ["#,
+                "invalid JSON: EOF while parsing a list at line 1 column 22",
+            ),
+        ];
+        for (input, expected) in cases {
+            let err = Config::parse(input.as_bytes()).unwrap_err();
+            assert_eq!(err.to_string(), *expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn host_is_only_refused_on_requests() {
+        let config =
+            Config::parse(br#"{"response_headers": [{"name": "host", "value": "x"}]}"#).unwrap();
+        assert_eq!(config.response.ops().len(), 1);
+    }
+}
