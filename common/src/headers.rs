@@ -73,7 +73,7 @@ pub fn pairs(buf: &[u8]) -> Pairs<'_> {
 
 fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
     let bytes = buf.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
 /// Iterator over `(name, value)` byte slices of a serialized header map.
@@ -92,9 +92,9 @@ impl<'a> Iterator for Pairs<'a> {
         if self.index >= self.count {
             return None;
         }
-        let sizes = 4 + self.index * 8;
+        let sizes = self.index.checked_mul(8)?.checked_add(4)?;
         let name_len = read_u32(self.buf, sizes)? as usize;
-        let value_len = read_u32(self.buf, sizes + 4)? as usize;
+        let value_len = read_u32(self.buf, sizes.checked_add(4)?)? as usize;
         let name_end = self.data.checked_add(name_len)?;
         let name = self.buf.get(self.data..name_end)?;
         let value_start = name_end.checked_add(1)?;

@@ -22,6 +22,18 @@ pub fn run_command(args: &[String]) -> Result<()> {
         "harness",
     ]))?;
 
+    // The plugin and common crates deny unwrap/expect/panic/indexing (a panic
+    // kills the VM for every later request); clippy is what enforces it.
+    println!("== clippy (plugins and common)");
+    let mut clippy = Command::new(&cargo);
+    clippy
+        .current_dir(root())
+        .args(["clippy", "--quiet", "-p", "common"]);
+    for plugin in build::plugins()? {
+        clippy.args(["-p", &plugin]);
+    }
+    run(&mut clippy)?;
+
     println!("== building plugins");
     let modules = build::build(&build::plugins()?)?;
     for m in &modules {
