@@ -115,6 +115,9 @@ pub fn warn(message: fmt::Arguments<'_>) {
     log(LogLevel::Warn, message);
 }
 
+// Declared here rather than used through the SDK's `hostcalls`, which panic on an
+// unexpected status (a panic kills the VM for every later request, envoy#26485)
+// and copy values into `String`s, panicking again on a value that is not UTF-8.
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_get_header_map_pairs(
@@ -122,6 +125,97 @@ extern "C" {
         return_map_data: *mut *mut u8,
         return_map_size: *mut usize,
     ) -> Status;
+    fn proxy_get_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> Status;
+    fn proxy_add_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> Status;
+    fn proxy_replace_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> Status;
+    fn proxy_remove_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+    ) -> Status;
+}
+
+/// Panic-free edits of one of the current stream's header maps. Each call says
+/// whether the host accepted it (it refuses, for example, a map that is no longer
+/// available in this phase); the caller decides whether that fails closed.
+#[derive(Debug, Clone, Copy)]
+pub struct HostHeaders(pub MapType);
+
+impl HostHeaders {
+    pub const REQUEST: HostHeaders = HostHeaders(MapType::HttpRequestHeaders);
+    pub const RESPONSE: HostHeaders = HostHeaders(MapType::HttpResponseHeaders);
+
+    /// Whether `name` has at least one value.
+    pub fn contains(self, name: &str) -> bool {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the pointers are valid for the call. On success the host hands
+        // over a buffer it allocated through the SDK's `proxy_on_memory_allocate` (a
+        // boxed slice of exactly `size` bytes); rebuilding it as a Vec frees it.
+        unsafe {
+            let status =
+                proxy_get_header_map_value(self.0, name.as_ptr(), name.len(), &mut data, &mut size);
+            if !data.is_null() {
+                drop(Vec::from_raw_parts(data, size, size));
+            }
+            matches!(status, Status::Ok)
+        }
+    }
+
+    /// Adds one more value of `name`, keeping existing ones.
+    pub fn add(self, name: &str, value: &str) -> bool {
+        // SAFETY: both slices are valid for the duration of the call.
+        let status = unsafe {
+            proxy_add_header_map_value(
+                self.0,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        };
+        matches!(status, Status::Ok)
+    }
+
+    /// Replaces every value of `name` with `value` (adds it when absent).
+    pub fn replace(self, name: &str, value: &str) -> bool {
+        // SAFETY: both slices are valid for the duration of the call.
+        let status = unsafe {
+            proxy_replace_header_map_value(
+                self.0,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        };
+        matches!(status, Status::Ok)
+    }
+
+    /// Removes every value of `name`.
+    pub fn remove(self, name: &str) -> bool {
+        // SAFETY: the slice is valid for the duration of the call.
+        let status = unsafe { proxy_remove_header_map_value(self.0, name.as_ptr(), name.len()) };
+        matches!(status, Status::Ok)
+    }
 }
 
 /// A header map copied out of the host in one call, read in place.

@@ -7,11 +7,10 @@ pub mod config;
 pub mod secret;
 
 use auth::Decision;
-use common::host::{self, HeaderMap, Plugin, Root};
+use common::host::{self, HeaderMap, HostHeaders, Plugin, Root};
 use config::Config;
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 use std::rc::Rc;
 
 proxy_wasm::main! {{
@@ -65,8 +64,7 @@ impl HttpContext for Filter {
         // Logs below name the decision only: never the header or any part of it.
         let decision = auth::decide(&self.config, method, path, headers.values("authorization"));
         if let (Some(name), true) = (forward, spoofed) {
-            // The SDK's header setters unwrap the host's status; these do not.
-            if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None).is_err() {
+            if !HostHeaders::REQUEST.remove(name) {
                 return self.fail("remove", name);
             }
         }
@@ -77,7 +75,7 @@ impl HttpContext for Filter {
             }
             Decision::Allow(user) => {
                 if let Some(name) = forward {
-                    if hostcalls::add_map_value(MapType::HttpRequestHeaders, name, user).is_err() {
+                    if !HostHeaders::REQUEST.add(name, user) {
                         return self.fail("set", name);
                     }
                 }

@@ -7,11 +7,10 @@ pub mod plan;
 
 mod host;
 
-use common::host::{Plugin, Root};
+use common::host::{HostHeaders, Plugin, Root};
 use config::Config;
-use host::HostHeaders;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 use std::rc::Rc;
 
 proxy_wasm::main! {{
@@ -41,16 +40,12 @@ impl Context for Filter {}
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.config
-            .request
-            .apply(&mut HostHeaders(MapType::HttpRequestHeaders));
+        self.config.request.apply(&mut { HostHeaders::REQUEST });
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.config
-            .response
-            .apply(&mut HostHeaders(MapType::HttpResponseHeaders));
+        self.config.response.apply(&mut { HostHeaders::RESPONSE });
         Action::Continue
     }
 }
