@@ -568,9 +568,12 @@ fn the_cache_saves_calls_within_the_ttl() {
         auth.addr(),
         json!({
             "path_prefix": "/check", "allowed_upstream_headers": ["x-user-id"],
-            "cache": {"ttl_ms": 1500, "key_headers": ["authorization"]},
+            "cache": {"ttl_ms": TTL_MS, "key_headers": ["authorization"]},
         }),
     );
+    // Generous, so a slow machine still sends the requests below within it.
+    const TTL_MS: u64 = 4000;
+    let first_call = Instant::now();
     let alice = [("authorization", "Bearer good-alice")];
     let bob = [("authorization", "Bearer good-bob")];
     let eve = [("authorization", "Bearer eve")];
@@ -607,7 +610,12 @@ fn the_cache_saves_calls_within_the_ttl() {
     envoy.get("/user/other", &alice);
     assert_eq!(auth.count(), 4, "another path is another key");
 
-    std::thread::sleep(Duration::from_millis(1700));
+    let expired = Duration::from_millis(TTL_MS + 200);
+    assert!(
+        first_call.elapsed() < expired,
+        "the requests above took longer than the TTL"
+    );
+    std::thread::sleep(expired - first_call.elapsed());
     let seen = envoy.get("/user/profile", &alice).echoed();
     assert_eq!(seen.header_value("x-user-id"), Some("good-alice"));
     assert_eq!(auth.count(), 5, "asked again after the TTL");

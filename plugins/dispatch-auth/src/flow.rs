@@ -120,8 +120,7 @@ impl Stream {
     ) -> Action {
         let config = &shared.config;
         let request = Request::read(config, pairs);
-        let key = config.cache.ttl_ms > 0;
-        let key = key.then(|| call::key(&request));
+        let key = (config.cache.ttl_ms > 0).then(|| call::key(&request));
         if let Some(key) = &key {
             if let Some(verdict) = shared.cached(key, host.now_ms()) {
                 host.debug(format_args!("#{} cache hit", self.id));
