@@ -1,0 +1,185 @@
+//! The [`Host`] the flow runs on inside Envoy: proxy-wasm host calls made
+//! directly where the SDK would panic on an unexpected status or insist on UTF-8
+//! values, so a request in flight can never take the VM down.
+
+use crate::flow::Host;
+use common::host;
+use proxy_wasm::types::{BufferType, MapType, StreamType};
+use std::fmt;
+use std::time::Duration;
+
+// Statuses are read as plain integers: a value the SDK's enum lacks must not
+// become an invalid enum.
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+    ) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_continue_stream(stream_type: StreamType) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: BufferType,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+}
+
+/// The proxy-wasm host, for the stream whose callback is running.
+pub struct Envoy;
+
+impl Host for Envoy {
+    fn now_ms(&self) -> u64 {
+        let mut nanos: u64 = 0;
+        // SAFETY: the host writes one u64 through a pointer to a live local.
+        let _ = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+        nanos / 1_000_000
+    }
+
+    fn dispatch(
+        &mut self,
+        cluster: &str,
+        headers: Vec<(&str, &str)>,
+        timeout_ms: u64,
+    ) -> Result<(), String> {
+        // The SDK's call is the only one that registers the callout, so that the
+        // answer reaches this stream. Envoy answers an unknown cluster or missing
+        // pseudo-headers with BadArgument and a failed send with InternalFailure,
+        // both returned as errors; the statuses the SDK panics on are not among
+        // what Envoy's http_call returns.
+        proxy_wasm::hostcalls::dispatch_http_call(
+            cluster,
+            headers,
+            None,
+            Vec::new(),
+            Duration::from_millis(timeout_ms),
+        )
+        .map(|_token| ())
+        .map_err(|status| match status {
+            proxy_wasm::types::Status::BadArgument => {
+                "unknown cluster or invalid call headers (BadArgument)".to_string()
+            }
+            other => format!("{other:?}"),
+        })
+    }
+
+    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) {
+        // SAFETY: pointers and lengths describe live slices for the call's duration.
+        let _ = unsafe {
+            match value {
+                Some(v) => proxy_replace_header_map_value(
+                    MapType::HttpRequestHeaders,
+                    name.as_ptr(),
+                    name.len(),
+                    v.as_ptr(),
+                    v.len(),
+                ),
+                None => proxy_remove_header_map_value(
+                    MapType::HttpRequestHeaders,
+                    name.as_ptr(),
+                    name.len(),
+                ),
+            }
+        };
+    }
+
+    fn add_request_header(&mut self, name: &str, value: &[u8]) {
+        // SAFETY: as above.
+        let _ = unsafe {
+            proxy_add_header_map_value(
+                MapType::HttpRequestHeaders,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        };
+    }
+
+    fn send_response(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) {
+        let headers = common::headers::serialize(headers);
+        // SAFETY: as above; -1 means "no gRPC status".
+        let _ = unsafe {
+            proxy_send_local_response(
+                status,
+                details.as_ptr(),
+                details.len(),
+                body.as_ptr(),
+                body.len(),
+                headers.as_ptr(),
+                headers.len(),
+                -1,
+            )
+        };
+    }
+
+    fn resume_request(&mut self) {
+        // SAFETY: no pointers.
+        let _ = unsafe { proxy_continue_stream(StreamType::HttpRequest) };
+    }
+
+    fn debug(&mut self, message: fmt::Arguments<'_>) {
+        host::debug(message);
+    }
+
+    fn warn(&mut self, message: fmt::Arguments<'_>) {
+        host::warn(message);
+    }
+}
+
+/// The body of the current call response, up to `size` bytes.
+pub fn call_response_body(size: usize) -> Vec<u8> {
+    if size == 0 {
+        return Vec::new();
+    }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut len: usize = 0;
+    // SAFETY: on success the host hands over a buffer of `len` bytes allocated
+    // through the SDK's `proxy_on_memory_allocate`, which we now own (the SDK's
+    // `get_buffer` takes it over the same way).
+    unsafe {
+        match proxy_get_buffer_bytes(
+            BufferType::HttpCallResponseBody,
+            0,
+            size,
+            &mut data,
+            &mut len,
+        ) {
+            0 if !data.is_null() => Vec::from_raw_parts(data, len, len),
+            _ => Vec::new(),
+        }
+    }
+}
