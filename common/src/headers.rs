@@ -106,7 +106,7 @@ impl<'a> Iterator for Pairs<'a> {
     }
 }
 
-/// Serializes pairs the way the host does; the inverse of [`pairs`], for tests.
+/// Serializes pairs the way the host takes them; the inverse of [`pairs`].
 pub fn serialize(map: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(map.len() as u32).to_le_bytes());

@@ -4,10 +4,10 @@
 
 use crate::config::ConfigError;
 use crate::deny::DenyResponse;
-use crate::headers::{pairs, Pairs};
+use crate::headers::{pairs, serialize, Pairs};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel, MapType, Status};
+use proxy_wasm::types::{ContextType, LogLevel, MapType};
 use std::fmt;
 use std::marker::PhantomData;
 use std::rc::Rc;
@@ -118,40 +118,54 @@ pub fn warn(message: fmt::Arguments<'_>) {
 // Declared here rather than used through the SDK's `hostcalls`, which panic on an
 // unexpected status (a panic kills the VM for every later request, envoy#26485)
 // and copy values into `String`s, panicking again on a value that is not UTF-8.
+// Statuses are read as plain integers (0 is Ok): a value the SDK's `Status` enum
+// lacks must not become an invalid enum.
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_get_header_map_pairs(
         map_type: MapType,
         return_map_data: *mut *mut u8,
         return_map_size: *mut usize,
-    ) -> Status;
+    ) -> u32;
     fn proxy_get_header_map_value(
         map_type: MapType,
         key_data: *const u8,
         key_size: usize,
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
-    ) -> Status;
+    ) -> u32;
     fn proxy_add_header_map_value(
         map_type: MapType,
         key_data: *const u8,
         key_size: usize,
         value_data: *const u8,
         value_size: usize,
-    ) -> Status;
+    ) -> u32;
     fn proxy_replace_header_map_value(
         map_type: MapType,
         key_data: *const u8,
         key_size: usize,
         value_data: *const u8,
         value_size: usize,
-    ) -> Status;
+    ) -> u32;
     fn proxy_remove_header_map_value(
         map_type: MapType,
         key_data: *const u8,
         key_size: usize,
-    ) -> Status;
+    ) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
 }
+
+const OK: u32 = 0;
 
 /// Panic-free edits of one of the current stream's header maps. Each call says
 /// whether the host accepted it (it refuses, for example, a map that is no longer
@@ -176,12 +190,12 @@ impl HostHeaders {
             if !data.is_null() {
                 drop(Vec::from_raw_parts(data, size, size));
             }
-            matches!(status, Status::Ok)
+            status == OK
         }
     }
 
     /// Adds one more value of `name`, keeping existing ones.
-    pub fn add(self, name: &str, value: &str) -> bool {
+    pub fn add(self, name: &str, value: &[u8]) -> bool {
         // SAFETY: both slices are valid for the duration of the call.
         let status = unsafe {
             proxy_add_header_map_value(
@@ -192,11 +206,11 @@ impl HostHeaders {
                 value.len(),
             )
         };
-        matches!(status, Status::Ok)
+        status == OK
     }
 
     /// Replaces every value of `name` with `value` (adds it when absent).
-    pub fn replace(self, name: &str, value: &str) -> bool {
+    pub fn replace(self, name: &str, value: &[u8]) -> bool {
         // SAFETY: both slices are valid for the duration of the call.
         let status = unsafe {
             proxy_replace_header_map_value(
@@ -207,14 +221,14 @@ impl HostHeaders {
                 value.len(),
             )
         };
-        matches!(status, Status::Ok)
+        status == OK
     }
 
     /// Removes every value of `name`.
     pub fn remove(self, name: &str) -> bool {
         // SAFETY: the slice is valid for the duration of the call.
         let status = unsafe { proxy_remove_header_map_value(self.0, name.as_ptr(), name.len()) };
-        matches!(status, Status::Ok)
+        status == OK
     }
 }
 
@@ -247,7 +261,7 @@ impl HeaderMap {
         // which we now own; the SDK's own `get_map` takes it over the same way.
         let buf = unsafe {
             match proxy_get_header_map_pairs(map_type, &mut data, &mut size) {
-                Status::Ok if !data.is_null() => Vec::from_raw_parts(data, size, size),
+                OK if !data.is_null() => Vec::from_raw_parts(data, size, size),
                 _ => Vec::new(),
             }
         };
@@ -269,15 +283,31 @@ impl HeaderMap {
 /// Answers the request with `deny` instead of forwarding it. The caller must then
 /// return `Action::Pause` (rust-sdk#105).
 pub fn send_deny(deny: &DenyResponse) {
-    let headers = deny
+    let headers: Vec<(&str, &[u8])> = deny
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
         .collect();
-    send_response(deny.status, headers, deny.body.as_bytes());
+    send_response(deny.status, "", &headers, deny.body.as_bytes());
 }
 
-/// Sends a local reply.
-pub fn send_response(status: u32, headers: Vec<(&str, &str)>, body: &[u8]) {
-    let _ = hostcalls::send_http_response(status, headers, Some(body));
+/// Sends a local reply; `details` becomes Envoy's response code details (shown in
+/// access logs as `%RESPONSE_CODE_DETAILS%`). Returns whether the host accepted it.
+pub fn send_response(status: u32, details: &str, headers: &[(&str, &[u8])], body: &[u8]) -> bool {
+    let headers = serialize(headers);
+    // SAFETY: every pointer and length describes a live slice for the call; -1
+    // means "no gRPC status".
+    let status = unsafe {
+        proxy_send_local_response(
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            -1,
+        )
+    };
+    status == OK
 }

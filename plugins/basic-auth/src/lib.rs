@@ -44,7 +44,12 @@ impl Filter {
     /// could let a spoofed user name through.
     fn fail(&self, what: &str, name: &str) -> Action {
         host::warn(format_args!("#{} cannot {what} '{name}': denied", self.id));
-        host::send_response(500, vec![], b"Internal error\n");
+        host::send_response(
+            500,
+            "basic_auth_header_update_failed",
+            &[],
+            b"Internal error\n",
+        );
         Action::Pause
     }
 }
@@ -75,7 +80,7 @@ impl HttpContext for Filter {
             }
             Decision::Allow(user) => {
                 if let Some(name) = forward {
-                    if !HostHeaders::REQUEST.add(name, user) {
+                    if !HostHeaders::REQUEST.add(name, user.as_bytes()) {
                         return self.fail("set", name);
                     }
                 }

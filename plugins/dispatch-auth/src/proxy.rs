@@ -3,8 +3,8 @@
 //! values, so a request in flight can never take the VM down.
 
 use crate::flow::Host;
-use common::host;
-use proxy_wasm::types::{BufferType, MapType, StreamType};
+use common::host::{self, HostHeaders};
+use proxy_wasm::types::{BufferType, StreamType};
 use std::fmt;
 use std::time::Duration;
 
@@ -13,35 +13,6 @@ use std::time::Duration;
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
-    fn proxy_replace_header_map_value(
-        map_type: MapType,
-        key_data: *const u8,
-        key_size: usize,
-        value_data: *const u8,
-        value_size: usize,
-    ) -> u32;
-    fn proxy_remove_header_map_value(
-        map_type: MapType,
-        key_data: *const u8,
-        key_size: usize,
-    ) -> u32;
-    fn proxy_add_header_map_value(
-        map_type: MapType,
-        key_data: *const u8,
-        key_size: usize,
-        value_data: *const u8,
-        value_size: usize,
-    ) -> u32;
-    fn proxy_send_local_response(
-        status_code: u32,
-        status_code_details_data: *const u8,
-        status_code_details_size: usize,
-        body_data: *const u8,
-        body_size: usize,
-        headers_data: *const u8,
-        headers_size: usize,
-        grpc_status: i32,
-    ) -> u32;
     fn proxy_continue_stream(stream_type: StreamType) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: BufferType,
@@ -91,36 +62,14 @@ impl Host for Envoy {
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) {
-        // SAFETY: pointers and lengths describe live slices for the call's duration.
-        let _ = unsafe {
-            match value {
-                Some(v) => proxy_replace_header_map_value(
-                    MapType::HttpRequestHeaders,
-                    name.as_ptr(),
-                    name.len(),
-                    v.as_ptr(),
-                    v.len(),
-                ),
-                None => proxy_remove_header_map_value(
-                    MapType::HttpRequestHeaders,
-                    name.as_ptr(),
-                    name.len(),
-                ),
-            }
+        match value {
+            Some(v) => HostHeaders::REQUEST.replace(name, v),
+            None => HostHeaders::REQUEST.remove(name),
         };
     }
 
     fn add_request_header(&mut self, name: &str, value: &[u8]) {
-        // SAFETY: as above.
-        let _ = unsafe {
-            proxy_add_header_map_value(
-                MapType::HttpRequestHeaders,
-                name.as_ptr(),
-                name.len(),
-                value.as_ptr(),
-                value.len(),
-            )
-        };
+        HostHeaders::REQUEST.add(name, value);
     }
 
     fn send_response(
@@ -130,20 +79,7 @@ impl Host for Envoy {
         headers: &[(&str, &[u8])],
         body: &[u8],
     ) {
-        let headers = common::headers::serialize(headers);
-        // SAFETY: as above; -1 means "no gRPC status".
-        let _ = unsafe {
-            proxy_send_local_response(
-                status,
-                details.as_ptr(),
-                details.len(),
-                body.as_ptr(),
-                body.len(),
-                headers.as_ptr(),
-                headers.len(),
-                -1,
-            )
-        };
+        host::send_response(status, details, headers, body);
     }
 
     fn resume_request(&mut self) {

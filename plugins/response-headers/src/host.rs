@@ -12,11 +12,11 @@ impl Headers for HostHeaders {
     }
 
     fn add(&mut self, name: &str, value: &str) {
-        HostHeaders::add(*self, name, value);
+        HostHeaders::add(*self, name, value.as_bytes());
     }
 
     fn replace(&mut self, name: &str, value: &str) {
-        HostHeaders::replace(*self, name, value);
+        HostHeaders::replace(*self, name, value.as_bytes());
     }
 
     fn remove(&mut self, name: &str) {
