@@ -215,6 +215,26 @@ impl Stack {
     }
 }
 
+/// Asserts that Envoy refuses to serve `plugin` configured with `configuration`
+/// (sent as-is): it must not start, and its log must hold one error-level line
+/// `<plugin>: invalid configuration: <expected>...`. Returns Envoy's log.
+pub fn assert_config_refused(plugin: &str, configuration: &str, expected: &str) -> String {
+    let log = match Stack::new().plugin_raw(plugin, configuration).try_start() {
+        Ok(_) => panic!("Envoy served {plugin} with {configuration:?} instead of refusing it"),
+        Err(log) => log,
+    };
+    let line = log
+        .lines()
+        .find(|l| l.contains("invalid configuration"))
+        .unwrap_or_else(|| panic!("no error line for {configuration:?}:\n{log}"));
+    assert!(line.contains("[error]"), "not at error level: {line}");
+    assert!(
+        line.contains(&format!("{plugin}: invalid configuration: {expected}")),
+        "{configuration:?}: {line}"
+    );
+    log
+}
+
 /// A running Envoy; killed (with its servers stopped) when dropped.
 pub struct Envoy {
     child: Child,

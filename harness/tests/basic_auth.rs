@@ -5,7 +5,7 @@
 
 use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter};
 use harness::http::send_raw;
-use harness::{Envoy, Request, Response, Server, Stack};
+use harness::{assert_config_refused, Envoy, Request, Response, Server, Stack};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -620,31 +620,11 @@ fn invalid_configurations_are_refused_at_load_with_the_rule_and_field_named() {
         (json!({"basic_auth_rules": [rule.clone()], "unknown": 1}), "unknown: unknown field"),
     ];
     for (config, expected) in cases {
-        let log = match Stack::new().plugin(PLUGIN, config.clone()).try_start() {
-            Ok(_) => panic!("Envoy served {config} instead of refusing it"),
-            Err(log) => log,
-        };
-        let line = log
-            .lines()
-            .find(|l| l.contains("invalid configuration"))
-            .unwrap_or_else(|| panic!("no error line for {config}:\n{log}"));
-        assert!(line.contains("[error]"), "not at error level: {line}");
-        assert!(
-            line.contains(&format!("basic-auth: invalid configuration: {expected}")),
-            "{line}"
-        );
+        let log = assert_config_refused(PLUGIN, &config.to_string(), expected);
         assert!(!log.contains("s3cr3t"), "a credential in the log:\n{log}");
     }
     // No configuration at all (Istio without pluginConfig) protects nothing: refused.
-    let log = Stack::new()
-        .plugin_raw(PLUGIN, "")
-        .try_start()
-        .err()
-        .expect("refused");
-    assert!(
-        log.contains("basic-auth: invalid configuration: basic_auth_rules: is required"),
-        "{log}"
-    );
+    assert_config_refused(PLUGIN, "", "basic_auth_rules: is required");
 }
 
 /// Envoy's native basic_auth filter: every path and method, users in htpasswd form.

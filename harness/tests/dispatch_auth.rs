@@ -5,7 +5,7 @@
 
 use harness::envoy::static_cluster;
 use harness::http::{read_response, send_raw};
-use harness::{Envoy, Reply, Request, Response, Server, Stack};
+use harness::{assert_config_refused, Envoy, Reply, Request, Response, Server, Stack};
 use serde_json::{json, Value};
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -711,19 +711,7 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
         ),
     ];
     for (config, expected) in cases {
-        let log = match Stack::new().plugin(PLUGIN, config.clone()).try_start() {
-            Ok(_) => panic!("Envoy served {config} instead of refusing it"),
-            Err(log) => log,
-        };
-        let line = log
-            .lines()
-            .find(|l| l.contains("invalid configuration"))
-            .unwrap_or_else(|| panic!("no error line for {config}:\n{log}"));
-        assert!(line.contains("[error]"), "not at error level: {line}");
-        assert!(
-            line.contains(&format!("dispatch-auth: invalid configuration: {expected}")),
-            "{line}"
-        );
+        assert_config_refused(PLUGIN, &config.to_string(), expected);
     }
 }
 

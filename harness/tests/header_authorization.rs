@@ -1,7 +1,7 @@
 //! header-authorization in a real Envoy: the seed's behaviour, repeated headers,
 //! custom header/values/deny response, debug logs, and configs Envoy must refuse.
 
-use harness::{Request, Stack};
+use harness::{assert_config_refused, Request, Stack};
 use serde_json::json;
 use std::time::Duration;
 
@@ -143,26 +143,7 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
         (json!({"unknown": 1}), "unknown: unknown field"),
     ];
     for (config, expected) in cases {
-        let log = match Stack::new().plugin(PLUGIN, config.clone()).try_start() {
-            Ok(_) => panic!("Envoy served {config} instead of refusing it"),
-            Err(log) => log,
-        };
-        let line = log
-            .lines()
-            .find(|l| l.contains("invalid configuration"))
-            .unwrap_or_else(|| panic!("no error line for {config}:\n{log}"));
-        assert!(line.contains("[error]"), "not at error level: {line}");
-        assert!(
-            line.contains(&format!(
-                "header-authorization: invalid configuration: {expected}"
-            )),
-            "{line}"
-        );
+        assert_config_refused(PLUGIN, &config.to_string(), expected);
     }
-    let log = Stack::new()
-        .plugin_raw(PLUGIN, "{not json")
-        .try_start()
-        .err()
-        .expect("refused");
-    assert!(log.contains("invalid configuration: invalid JSON"), "{log}");
+    assert_config_refused(PLUGIN, "{not json", "invalid JSON");
 }

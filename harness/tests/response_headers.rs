@@ -4,7 +4,7 @@
 //! ordering with header-authorization, and configs Envoy must refuse.
 
 use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter};
-use harness::{Envoy, Request, Response, Server, Stack};
+use harness::{assert_config_refused, Envoy, Request, Response, Server, Stack};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -576,20 +576,6 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
         ("{not json", "invalid JSON: "),
     ];
     for (config, expected) in cases {
-        let log = match Stack::new().plugin_raw(PLUGIN, config).try_start() {
-            Ok(_) => panic!("Envoy served {config:?} instead of refusing it"),
-            Err(log) => log,
-        };
-        let line = log
-            .lines()
-            .find(|l| l.contains("invalid configuration"))
-            .unwrap_or_else(|| panic!("no error line for {config:?}:\n{log}"));
-        assert!(line.contains("[error]"), "not at error level: {line}");
-        assert!(
-            line.contains(&format!(
-                "response-headers: invalid configuration: {expected}"
-            )),
-            "{config:?}: {line}"
-        );
+        assert_config_refused(PLUGIN, config, expected);
     }
 }

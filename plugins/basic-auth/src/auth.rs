@@ -200,13 +200,7 @@ mod tests {
         format!("Basic {}", b64(credentials.as_bytes()))
     }
 
-    const SEED: &str = r#"{
-        "basic_auth_rules": [
-            {"prefix": "/productpage", "request_methods": ["GET", "POST"],
-             "credentials": ["ok:test", "YWRtaW4zOmFkbWluMw=="]}
-        ],
-        "realm": "istio"
-    }"#;
+    use crate::config::tests::SEED;
 
     #[test]
     fn seed_table() {

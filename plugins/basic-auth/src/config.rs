@@ -296,7 +296,7 @@ fn check_user_password(node: &Node<'_>, user: &str, password: &str) -> Result<()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::secret::sha1;
     use base64::Engine;
@@ -305,7 +305,8 @@ mod tests {
         base64::engine::general_purpose::STANDARD.encode(s)
     }
 
-    const SEED: &str = r#"{
+    /// The seed's configuration (the SolarMesh example), used by `auth`'s tests too.
+    pub(crate) const SEED: &str = r#"{
         "basic_auth_rules": [
             {"prefix": "/productpage", "request_methods": ["GET", "POST"],
              "credentials": ["ok:test", "YWRtaW4zOmFkbWluMw=="]}
