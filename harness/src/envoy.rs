@@ -151,6 +151,7 @@ pub struct Stack {
     filters: Vec<Value>,
     clusters: Vec<Value>,
     concurrency: usize,
+    quiet: bool,
 }
 
 static INSTANCE: AtomicUsize = AtomicUsize::new(0);
@@ -185,6 +186,13 @@ impl Stack {
         self
     }
 
+    /// Logs the plugins at info instead of debug: for measuring, where formatting and
+    /// writing a debug line per request would be most of what is measured.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
     /// Worker threads (default 1, so per-worker state like caches is predictable).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
@@ -211,7 +219,8 @@ impl Stack {
             std::process::id(),
             INSTANCE.fetch_add(1, Ordering::SeqCst)
         ));
-        Envoy::launch(&dir, &config, self.concurrency, Some(echo))
+        let wasm_level = if self.quiet { "info" } else { "debug" };
+        Envoy::launch_with(&dir, &config, self.concurrency, wasm_level, Some(echo))
     }
 }
 
@@ -253,6 +262,17 @@ impl Envoy {
         concurrency: usize,
         echo: Option<Server>,
     ) -> Result<Envoy, String> {
+        Self::launch_with(dir, config, concurrency, "debug", echo)
+    }
+
+    /// [`Envoy::launch`] with the log level of the `wasm` component (the plugins').
+    pub fn launch_with(
+        dir: &Path,
+        config: &Value,
+        concurrency: usize,
+        wasm_level: &str,
+        echo: Option<Server>,
+    ) -> Result<Envoy, String> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let config_path = dir.join("envoy.json");
@@ -268,7 +288,8 @@ impl Envoy {
             .arg(&admin_path)
             .args(["--use-dynamic-base-id", "--concurrency"])
             .arg(concurrency.to_string())
-            .args(["--log-level", "info", "--component-log-level", "wasm:debug"])
+            .args(["--log-level", "info", "--component-log-level"])
+            .arg(format!("wasm:{wasm_level}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -318,6 +339,25 @@ impl Envoy {
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(format!("Envoy not ready after {limit:?}"))
+    }
+
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time Envoy has used so far, all threads, from the kernel's schedstat
+    /// (`perf` counters are not available on every machine; this always is on Linux).
+    pub fn cpu_time(&self) -> Duration {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return Duration::ZERO;
+        };
+        let nanos: u64 = tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        Duration::from_nanos(nanos)
     }
 
     /// The listener address.

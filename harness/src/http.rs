@@ -151,6 +151,44 @@ pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Response {
     read_response(&mut reader).unwrap_or_default()
 }
 
+/// A keep-alive client connection, for sending many requests cheaply (benchmarks,
+/// load loops).
+pub struct Connection {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Connection {
+    pub fn open(addr: SocketAddr) -> std::io::Result<Self> {
+        let writer = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        writer.set_read_timeout(Some(Duration::from_secs(30)))?;
+        writer.set_nodelay(true)?;
+        let reader = BufReader::new(writer.try_clone()?);
+        Ok(Connection { reader, writer })
+    }
+
+    /// Sends `request` (with `connection: keep-alive` unless it says otherwise) and
+    /// reads the response; `None` when the connection broke.
+    pub fn send(&mut self, request: &Request) -> Option<Response> {
+        let mut request = request.clone();
+        if request.header_value("connection").is_none() {
+            request
+                .headers
+                .push(("connection".into(), "keep-alive".into()));
+        }
+        self.writer.write_all(&request.to_bytes()).ok()?;
+        read_head(&mut self.reader).and_then(|(first, headers)| {
+            let status = first.split_whitespace().nth(1)?.parse().ok()?;
+            let body = read_body(&mut self.reader, &headers, false)?;
+            Some(Response {
+                status,
+                headers,
+                body,
+            })
+        })
+    }
+}
+
 /// Reads the head of a message: the first line and the headers.
 fn read_head(reader: &mut impl BufRead) -> Option<(String, Vec<(String, String)>)> {
     let mut line = String::new();

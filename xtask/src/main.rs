@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: the project's commands, one module each.
 
+mod bench;
 mod build;
 mod envoy;
 mod test;
@@ -16,6 +17,7 @@ usage: cargo xtask <command>
 commands:
   build-all    build every plugin to target/dist/<plugin>.wasm (+ .sha256)
   test         native unit tests, then end-to-end tests in a real Envoy
+  bench        per-request Envoy CPU cost of each plugin beside its native twin
 ";
 
 fn main() -> ExitCode {
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("build-all") => build::run_command(&args[1..]),
         Some("test") => test::run_command(&args[1..]),
+        Some("bench") => bench::run_command(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

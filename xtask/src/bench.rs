@@ -1,0 +1,280 @@
+//! `cargo xtask bench`: what each plugin costs per request, in Envoy CPU time,
+//! beside the native Envoy filter that does the same job. Each case runs in its own
+//! Envoy (one worker) with one keep-alive client; the cost is Envoy's CPU time
+//! (all threads, from /proc schedstat) divided by the requests sent, minus the same
+//! figure for an Envoy with no filter.
+
+use crate::util::Result;
+use crate::{build, envoy};
+use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter};
+use harness::http::Connection;
+use harness::{Envoy, Reply, Request, Server};
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const WARMUP: usize = 1000;
+const CONNECTIONS: usize = 16;
+const ROUNDS: usize = 3;
+
+/// A user `alice` with password `secret`, as htpasswd `{SHA}` and as Basic credentials.
+const ALICE_SHA: &str = "alice:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=";
+const ALICE_BASIC: &str = "Basic YWxpY2U6c2VjcmV0";
+
+struct Case {
+    name: &'static str,
+    filters: Vec<Filter>,
+    /// Request headers that make every filter of the case let the request through.
+    headers: &'static [(&'static str, &'static str)],
+}
+
+enum Filter {
+    Plugin(&'static str, Value),
+    Native(Value),
+}
+
+fn cases() -> Vec<Case> {
+    use Filter::{Native, Plugin};
+    let ext_authz = json!({
+        "name": "envoy.filters.http.ext_authz",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+            "http_service": {"server_uri": {"uri": "http://auth", "cluster": "auth", "timeout": "1s"}},
+            "allowed_headers": {"patterns": [{"exact": "authorization"}]},
+        }
+    });
+    let dispatch = |ttl_ms: u64| json!({"cluster": "auth", "allowed_headers": ["authorization"], "cache": {"ttl_ms": ttl_ms}});
+    vec![
+        Case {
+            name: "no filter (baseline)",
+            filters: vec![],
+            headers: &[],
+        },
+        Case {
+            name: "header-authorization",
+            filters: vec![Plugin("header-authorization", json!({}))],
+            headers: &[("allow", "true")],
+        },
+        Case {
+            name: "  native rbac (header match)",
+            filters: vec![Native(json!({
+                "name": "envoy.filters.http.rbac",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+                    "rules": {"action": "ALLOW", "policies": {"allow": {
+                        "permissions": [{"any": true}],
+                        "principals": [{"header": {"name": "allow", "string_match": {"exact": "true"}}}]
+                    }}}
+                }
+            }))],
+            headers: &[("allow", "true")],
+        },
+        Case {
+            name: "basic-auth ({SHA} user)",
+            filters: vec![Plugin(
+                "basic-auth",
+                json!({"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": [ALICE_SHA]}]}),
+            )],
+            headers: &[("authorization", ALICE_BASIC)],
+        },
+        Case {
+            name: "  native basic_auth",
+            filters: vec![Native(json!({
+                "name": "envoy.filters.http.basic_auth",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.basic_auth.v3.BasicAuth",
+                    "users": {"inline_string": ALICE_SHA}
+                }
+            }))],
+            headers: &[("authorization", ALICE_BASIC)],
+        },
+        Case {
+            name: "response-headers (set one)",
+            filters: vec![Plugin(
+                "response-headers",
+                json!({"response_headers": [{"name": "hello", "value": "world"}]}),
+            )],
+            headers: &[],
+        },
+        Case {
+            name: "  native header_mutation",
+            filters: vec![Native(json!({
+                "name": "envoy.filters.http.header_mutation",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                    "mutations": {"response_mutations": [{"append": {
+                        "header": {"key": "hello", "value": "world"},
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
+                    }}]}
+                }
+            }))],
+            headers: &[],
+        },
+        Case {
+            name: "dispatch-auth (call per request)",
+            filters: vec![Plugin("dispatch-auth", dispatch(0))],
+            headers: &[("authorization", "Bearer demo")],
+        },
+        Case {
+            name: "dispatch-auth (cache hits)",
+            filters: vec![Plugin("dispatch-auth", dispatch(600_000))],
+            headers: &[("authorization", "Bearer demo")],
+        },
+        Case {
+            name: "  native ext_authz",
+            filters: vec![Native(ext_authz)],
+            headers: &[("authorization", "Bearer demo")],
+        },
+        Case {
+            name: "all four plugins stacked",
+            filters: vec![
+                Plugin(
+                    "response-headers",
+                    json!({"response_headers": [{"name": "hello", "value": "world"}]}),
+                ),
+                Plugin("header-authorization", json!({})),
+                Plugin(
+                    "basic-auth",
+                    json!({"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": [ALICE_SHA]}]}),
+                ),
+                Plugin("dispatch-auth", {
+                    let mut c = dispatch(600_000);
+                    c["allowed_headers"] = json!(["x-token"]);
+                    c
+                }),
+            ],
+            headers: &[
+                ("allow", "true"),
+                ("authorization", ALICE_BASIC),
+                ("x-token", "demo"),
+            ],
+        },
+    ]
+}
+
+pub fn run_command(args: &[String]) -> Result<()> {
+    let mut requests = 10000;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--requests" => {
+                requests = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--requests takes a positive number")?;
+            }
+            other => return Err(format!("bench: unexpected argument '{other}'")),
+        }
+    }
+    build::build(&build::plugins()?)?;
+    let envoy_bin = envoy::find()?;
+    std::env::set_var("ENVOY_BIN", envoy_bin);
+    std::env::set_var("PLUGIN_DIST", build::dist_dir());
+
+    // The auth service answers from this process, so its CPU is not Envoy's; the
+    // route answers directly, so no upstream shares the machine's two cores either.
+    let auth = Server::start(|_| Reply::status(200));
+    let cases = cases();
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
+    let mut rates: Vec<f64> = vec![0.0; cases.len()];
+    // Rounds interleave the cases, so a burst of other load on the machine spreads
+    // over all of them instead of skewing one; the median of the rounds is shown.
+    for round in 0..ROUNDS {
+        for (i, case) in cases.iter().enumerate() {
+            let envoy = start(case, &auth, round)?;
+            let mut request = Request::get("/bench");
+            for (name, value) in case.headers {
+                request = request.header(name, value);
+            }
+            drive(&envoy, &request, WARMUP).map_err(|e| format!("{}: {e}", case.name))?;
+            let (cpu0, t0) = (envoy.cpu_time(), Instant::now());
+            drive(&envoy, &request, requests).map_err(|e| format!("{}: {e}", case.name))?;
+            let (cpu, wall) = (envoy.cpu_time() - cpu0, t0.elapsed());
+            samples[i].push(cpu / requests as u32);
+            rates[i] += requests as f64 / wall.as_secs_f64() / ROUNDS as f64;
+        }
+    }
+    println!(
+        "\n{requests} requests per case and round, {ROUNDS} rounds, {CONNECTIONS} keep-alive \
+         connections, Envoy --concurrency 1, direct response"
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>10}",
+        "case", "CPU/request", "added", "req/s"
+    );
+    let mut baseline = None;
+    for ((case, mut per_request), rate) in cases.iter().zip(samples).zip(rates) {
+        per_request.sort();
+        let median = per_request[per_request.len() / 2];
+        let base = *baseline.get_or_insert(median);
+        println!(
+            "{:<34} {:>9.1} µs {:>+9.1} µs {:>10.0}",
+            case.name,
+            micros(median),
+            micros(median) - micros(base),
+            rate
+        );
+    }
+    Ok(())
+}
+
+/// An Envoy running `case`'s filters in front of a direct 200 response.
+fn start(case: &Case, auth: &Server, round: usize) -> Result<harness::Envoy> {
+    let filters: Vec<Value> = case
+        .filters
+        .iter()
+        .enumerate()
+        .map(|(i, filter)| match filter {
+            Filter::Plugin(plugin, config) => {
+                wasm_filter(&format!("{plugin}-{i}"), plugin, &config.to_string())
+            }
+            Filter::Native(filter) => filter.clone(),
+        })
+        .collect();
+    let mut config = bootstrap(&filters, "auth", &[static_cluster("auth", auth.addr())]);
+    let hcm = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    hcm["route_config"]["virtual_hosts"][0]["routes"][0] = json!({
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}
+    });
+    let dir = target_dir()
+        .join("bench")
+        .join(format!("{round}-{}", case.name.trim()));
+    Envoy::launch_with(&dir, &config, 1, "info", None)
+        .map_err(|log| format!("{}: Envoy did not start:\n{log}", case.name))
+}
+
+/// Sends `total` requests over [`CONNECTIONS`] keep-alive connections at once, so
+/// Envoy's worker is kept busy and batches its wake-ups as under real load; one
+/// sequential client would mostly measure the cost of waking Envoy up.
+fn drive(envoy: &harness::Envoy, request: &Request, total: usize) -> Result<()> {
+    let addr = envoy.addr();
+    let threads: Vec<_> = (0..CONNECTIONS)
+        .map(|i| {
+            let request = request.clone();
+            let n = total / CONNECTIONS + usize::from(i < total % CONNECTIONS);
+            std::thread::spawn(move || -> Result<()> {
+                let mut conn = Connection::open(addr).map_err(|e| e.to_string())?;
+                for _ in 0..n {
+                    match conn.send(&request) {
+                        Some(resp) if resp.status == 200 => {}
+                        Some(resp) => return Err(format!("got {} {}", resp.status, resp.text())),
+                        None => return Err("connection broke".into()),
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join()
+            .map_err(|_| "client thread panicked".to_string())??;
+    }
+    Ok(())
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
