@@ -117,6 +117,7 @@ impl Phase {
 
 /// What happens when the plugin cannot run (a fetch failure, a crashed VM).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // Istio's names
 pub enum FailStrategy {
     FailClose,
     FailOpen,

@@ -256,24 +256,11 @@ impl Stack {
     /// listener naming a filter or cluster it cannot find.
     fn apply(&mut self, gateway: &Gateway) -> Result<Changed> {
         let chain = gateway.chain();
-        let mut clusters = vec![static_cluster(ECHO, self.echo_addr)];
-        let auth_clusters: BTreeSet<&str> = chain
-            .iter()
-            .filter_map(|i| i.checked.auth_cluster.as_deref())
-            .collect();
-        if !auth_clusters.is_empty() && self.auth.is_none() {
+        if chain.iter().any(|i| i.checked.auth_cluster.is_some()) && self.auth.is_none() {
             self.auth = Some(demo_auth_service());
         }
-        for name in &auth_clusters {
-            if *name == ECHO {
-                return Err(format!(
-                    "cluster name '{ECHO}' is the echo upstream's: pick another in the plugin config"
-                ));
-            }
-            if let Some(auth) = &self.auth {
-                clusters.push(static_cluster(name, auth.addr()));
-            }
-        }
+        let auth_addr = self.auth.as_ref().map(Server::addr);
+        let clusters = clusters(&chain, self.echo_addr, auth_addr)?;
         let mut inline = Vec::new();
         let mut discovered = Vec::new();
         let mut ecds = Vec::new();
@@ -328,9 +315,10 @@ impl Stack {
         std::fs::write(&candidate, text).map_err(|e| format!("{}: {e}", candidate.display()))?;
         validate(&self.envoy_bin, &candidate)?;
 
-        let mut changed = Changed::default();
-        changed.clusters =
-            self.write(&self.xds("cds.json"), &json!({"resources": typed_clusters}))?;
+        let mut changed = Changed {
+            clusters: self.write(&self.xds("cds.json"), &json!({"resources": typed_clusters}))?,
+            ..Default::default()
+        };
         for (name, file, resource) in &ecds {
             if self.write(file, resource)? {
                 changed.filters.push(name.clone());
@@ -534,6 +522,30 @@ fn plugin_config(name: &str, instance: &gateway::Instance, module: &Path) -> Val
     config
 }
 
+/// The echo upstream's cluster, and one cluster for each auth cluster name the
+/// plugins call, all pointing at the demo auth service.
+fn clusters(
+    chain: &[&gateway::Instance],
+    echo: SocketAddr,
+    auth: Option<SocketAddr>,
+) -> Result<Vec<Value>> {
+    let mut clusters = vec![static_cluster(ECHO, echo)];
+    let names: BTreeSet<&str> = chain
+        .iter()
+        .filter_map(|i| i.checked.auth_cluster.as_deref())
+        .collect();
+    for name in names {
+        if name == ECHO {
+            return Err(format!(
+                "cluster name '{ECHO}' is the echo upstream's: pick another in the plugin config"
+            ));
+        }
+        let auth = auth.ok_or("the demo auth service is not running")?;
+        clusters.push(static_cluster(name, auth));
+    }
+    Ok(clusters)
+}
+
 fn demo_auth_service() -> Server {
     Server::start(|req: &Request| {
         if req.header_value("authorization") == Some(DEMO_TOKEN) {
@@ -589,7 +601,11 @@ pub fn curl_commands(url: &str, gateway: &Gateway) -> Vec<(String, String)> {
             continue;
         };
         commands.push((command(&headers), format!("denied by {}", instance.name)));
-        headers.extend(pass.iter().cloned());
+        for header in pass {
+            if !headers.contains(header) {
+                headers.push(header.clone());
+            }
+        }
     }
     commands.push((
         command(&headers),
@@ -777,5 +793,108 @@ fn walk(dir: &Path, out: &mut Snapshot) {
         } else {
             stat(&path, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::Checked;
+
+    fn gateway(text: &str) -> Gateway {
+        gateway::parse(Path::new("gw.yaml"), "gw.yaml", text).unwrap()
+    }
+
+    const GW: &str = "\
+name: gw
+namespace: d
+selector: {app: a}
+url: oci://r/p
+plugins:
+  - plugin: header-authorization
+    name: team
+    phase: AUTHZ
+    config: {header: x-team, values: [red, blue]}
+  - plugin: header-authorization
+    name: tenant
+    phase: AUTHN
+    failStrategy: FAIL_OPEN
+    config: {header: x-tenant, values: [\"it's\"]}
+    env: [{name: A, value: '1'}, {name: PATH, valueFrom: HOST}]
+";
+
+    #[test]
+    fn curl_commands_walk_the_chain() {
+        let commands = curl_commands("http://127.0.0.1:1", &gateway(GW));
+        let expected = [
+            ("curl -i http://127.0.0.1:1/", "denied by tenant"),
+            (
+                r"curl -i http://127.0.0.1:1/ -H 'x-tenant: it'\''s'",
+                "denied by team",
+            ),
+            (
+                r"curl -i http://127.0.0.1:1/ -H 'x-tenant: it'\''s' -H 'x-team: red'",
+                "passes every filter: the echo upstream answers with the request it saw",
+            ),
+        ];
+        let got: Vec<(&str, &str)> = commands
+            .iter()
+            .map(|(c, n)| (c.as_str(), n.as_str()))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn plugin_config_carries_config_env_and_failure_policy() {
+        let g = gateway(GW);
+        let tenant = g.chain()[0];
+        let config = plugin_config("gw-tenant", tenant, Path::new("/m/h.wasm"));
+        assert_eq!(config["name"], "gw-tenant");
+        assert_eq!(config["failure_policy"], "FAIL_OPEN");
+        assert_eq!(
+            config["configuration"]["value"],
+            r#"{"header":"x-tenant","values":["it's"]}"#
+        );
+        assert_eq!(config["vm_config"]["vm_id"], "gw-tenant");
+        assert_eq!(
+            config["vm_config"]["code"]["local"]["filename"],
+            "/m/h.wasm"
+        );
+        assert_eq!(
+            config["vm_config"]["environment_variables"],
+            json!({"key_values": {"A": "1"}, "host_env_keys": ["PATH"]})
+        );
+        let team = g.chain()[1];
+        let config = plugin_config("gw-team", team, Path::new("/m/h.wasm"));
+        assert_eq!(config["failure_policy"], "FAIL_CLOSED");
+        assert!(config["vm_config"].get("environment_variables").is_none());
+    }
+
+    #[test]
+    fn auth_clusters_point_at_the_demo_auth_service() {
+        let mut g = gateway(GW);
+        let echo: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let auth: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let names = |c: &[Value]| -> Vec<String> {
+            c.iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(&clusters(&g.chain(), echo, None).unwrap()), ["echo"]);
+        // What dispatch-auth's registry entry reports for `cluster: ...`.
+        let cluster = "outbound|8080||auth.default.svc.cluster.local";
+        for i in &mut g.instances {
+            i.checked = Checked::auth_cluster(cluster.into());
+        }
+        let made = clusters(&g.chain(), echo, Some(auth)).unwrap();
+        assert_eq!(names(&made), ["echo", cluster]);
+        assert_eq!(made[1], static_cluster(cluster, auth));
+        let commands = curl_commands("http://h", &g);
+        assert_eq!(
+            commands.last().unwrap().0,
+            "curl -i http://h/ -H 'authorization: Bearer demo'"
+        );
+        g.instances[0].checked = Checked::auth_cluster(ECHO.into());
+        assert!(clusters(&g.chain(), echo, Some(auth)).is_err());
     }
 }
