@@ -585,17 +585,20 @@ fn run_watch_swaps_configs_filter_sets_and_modules_without_failing_a_request() {
         .map(|(_, o)| o)
         .filter(|o| matches!(o, Outcome::Failed(_)))
         .collect();
-    println!("hot swap: {total} requests sent, {} failed", failed.len());
+    let mut report = format!("hot swap: {total} requests sent, {} failed\n", failed.len());
     for (what, took) in &swaps {
-        println!(
-            "hot swap: {what}: new behaviour live after {} ms",
+        report += &format!(
+            "hot swap: {what}: new behaviour live after {} ms\n",
             took.as_millis()
         );
     }
-    println!(
-        "hot swap: module swap confirmed by xtask after {} ms",
+    report += &format!(
+        "hot swap: module swap confirmed by xtask after {} ms\n",
         code_swap.as_millis()
     );
+    // Also kept in a file: cargo test shows a passing test's output only with --nocapture.
+    print!("{report}");
+    let _ = std::fs::write(target_dir().join("e2e").join("hot-swap.txt"), &report);
     assert!(failed.is_empty(), "failed requests: {failed:?}");
     assert!(total > 100, "only {total} requests were sent");
 }
