@@ -665,3 +665,51 @@ fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
     );
     assert!(!out.join("edge").join("team.yaml").exists());
 }
+
+#[test]
+fn run_refuses_a_bad_gateway_or_a_busy_port_up_front() {
+    let dir = scratch("refusals");
+    let run = |args: &[&str]| {
+        let out = Command::new(xtask_bin())
+            .arg("run")
+            .args(args)
+            .args(["--modules", &dist_dir().display().to_string()])
+            .env("ENVOY_BIN", envoy_bin())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let bad = gateway_file(
+        &dir,
+        "bad",
+        "  - {plugin: header-authorization, name: team, phase: AUTHN, priority: 99999999999}\n",
+    );
+    let (code, stderr) = run(&["--gateways", &bad.display().to_string(), "--port", "0"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("bad.yaml: plugins[0] (team): priority: must be -2147483648..=2147483647, got 99999999999"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&[
+        "--gateways",
+        &dir.display().to_string(),
+        "--gateway",
+        "nope",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no gateway named 'nope'"), "{stderr}");
+
+    let good = gateway_file(&dir, "good", "  - plugin: header-authorization\n");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let (code, stderr) = run(&["--gateways", &good.display().to_string(), "--port", &port]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}

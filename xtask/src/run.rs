@@ -86,7 +86,13 @@ pub fn run_command(args: &[String]) -> Result<()> {
     let gateway = gateways.swap_remove(0);
     let port = match opts.port {
         0 => free_port()?,
-        p => p,
+        p => {
+            // Envoy would only log a refused listener; say it up front.
+            TcpListener::bind(("127.0.0.1", p)).map_err(|e| {
+                format!("run: cannot listen on 127.0.0.1:{p} ({e}); pick another --port (0 picks a free one)")
+            })?;
+            p
+        }
     };
     let bin = envoy::find()?;
     // The harness starts the Envoy that ENVOY_BIN names.
