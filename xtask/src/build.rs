@@ -31,7 +31,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
                 .ok_or_else(|| format!("build-all: {arg} needs a value"))
         };
         match arg.as_str() {
-            "--gateways" => gateways_path = PathBuf::from(value()?),
+            "--gateways" => gateways_path = gateway::given(value()?)?,
             "--gateway" => only = Some(value()?),
             "--out" => out = PathBuf::from(value()?),
             "--modules" => modules_dir = Some(PathBuf::from(value()?)),

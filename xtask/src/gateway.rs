@@ -215,6 +215,19 @@ impl Gateway {
     }
 }
 
+/// A `--gateways` path, which unlike the default directory must exist.
+pub fn given(path: String) -> Result<PathBuf, String> {
+    let path = PathBuf::from(path);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "--gateways {}: no such file or directory",
+            path.display()
+        ))
+    }
+}
+
 /// The gateway files at `path`: the file itself, or every `*.yaml`/`*.yml` in the
 /// directory (none when it does not exist), sorted by name.
 pub fn files(path: &Path) -> Result<Vec<PathBuf>, String> {

@@ -50,7 +50,7 @@ fn options(args: &[String]) -> Result<Options> {
                 .ok_or_else(|| format!("run: {arg} needs a value"))
         };
         match arg.as_str() {
-            "--gateways" => opts.gateways = PathBuf::from(value()?),
+            "--gateways" => opts.gateways = gateway::given(value()?)?,
             "--gateway" => opts.gateway = Some(value()?),
             "--port" => {
                 let v = value()?;

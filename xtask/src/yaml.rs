@@ -183,10 +183,20 @@ fn scalar(s: &str) -> String {
         && !s.ends_with(':')
         && !WORDS.contains(&s.to_ascii_lowercase().as_str());
     if plain {
-        s.to_string()
-    } else {
-        Value::String(s.to_string()).to_string()
+        return s.to_string();
     }
+    // JSON's escapes are YAML's, but JSON leaves these raw, and YAML 1.1 readers
+    // take them for line breaks (or a byte order mark).
+    let mut quoted = String::new();
+    for c in Value::String(s.to_string()).to_string().chars() {
+        match c {
+            '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}' => {
+                quoted.push_str(&format!("\\u{:04x}", u32::from(c)))
+            }
+            c => quoted.push(c),
+        }
+    }
+    quoted
 }
 
 #[cfg(test)]
@@ -212,6 +222,7 @@ mod tests {
             ("line\nbreak", "\"line\\nbreak\""),
             ("@type", "\"@type\""),
             ("#x", "\"#x\""),
+            ("caf\u{e9} \u{2028}", "\"caf\u{e9} \\u2028\""),
         ];
         for (input, expected) in cases {
             assert_eq!(scalar(input), expected, "{input:?}");
@@ -225,6 +236,7 @@ mod tests {
             "a": {"nested": {"deep": ["on", "1e3", " lead", "trail "]}},
             "c": 2.5,
             "d": "multi\nline: text # not a comment",
+            "u": "caf\u{e9}\u{2028}\u{85}\u{feff}\t\u{1}",
             "empty": {},
             "list": [{"k": [1, 2]}, {"m": {"n": "o"}}],
             "lists": [[1, 2], [3]],
