@@ -149,7 +149,7 @@ pub fn write(out: &Path, gateway: &str, files: &[(String, String)]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::tests::{scratch, BAD, BAD_FILES};
+    use crate::gateway::tests::{known, scratch, BAD, BAD_FILES};
     use crate::gateway::{default_dir, select, version};
     use crate::util::root;
     use serde_json::{json, Value};
@@ -462,7 +462,7 @@ mod tests {
                     "  - {plugin: header-authorization}\n",
                     &format!("  - {{plugin: header-authorization}}\n{extra}"),
                 );
-                (*case, text, msg.to_string())
+                (*case, text, msg.replace("{known}", &known()))
             })
             .collect();
         cases.extend(
