@@ -417,6 +417,14 @@ impl Envoy {
     }
 }
 
+impl Envoy {
+    /// Envoy's exit status if it has exited (a long-running user of the harness, such
+    /// as `cargo xtask run`, watches for that).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
 fn listener_addr(listeners: &Response) -> Option<SocketAddr> {
     let doc: Value = serde_json::from_slice(&listeners.body).ok()?;
     let socket = &doc["listener_statuses"][0]["local_address"]["socket_address"];

@@ -1,10 +1,14 @@
-//! `cargo xtask build-all`: every plugin to a size-optimized wasm32-wasip1 module
-//! at `target/dist/<plugin>.wasm`, with its sha256 beside it.
+//! `cargo xtask build-all`: the plugins the gateway files use (all of them when
+//! there are none) to size-optimized wasm32-wasip1 modules at
+//! `target/dist/<plugin>.wasm`, with their sha256 beside them, then each gateway's
+//! Istio manifests in `manifests/<gateway>/`.
 
+use crate::gateway::{self, Gateway};
+use crate::manifests;
 use crate::toolchain::{self, Toolchain, TARGET};
 use crate::util::{root, run, target_dir, Result};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A built module.
@@ -15,19 +19,98 @@ pub struct Module {
 }
 
 pub fn run_command(args: &[String]) -> Result<()> {
-    if let Some(arg) = args.first() {
-        return Err(format!("build-all: unexpected argument '{arg}'"));
+    let mut gateways_path = gateway::default_dir();
+    let mut only: Option<String> = None;
+    let mut out = root().join("manifests");
+    let mut modules_dir: Option<PathBuf> = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .cloned()
+                .ok_or_else(|| format!("build-all: {arg} needs a value"))
+        };
+        match arg.as_str() {
+            "--gateways" => gateways_path = gateway::given(value()?)?,
+            "--gateway" => only = Some(value()?),
+            "--out" => out = PathBuf::from(value()?),
+            "--modules" => modules_dir = Some(PathBuf::from(value()?)),
+            _ => return Err(format!("build-all: unexpected argument '{arg}'")),
+        }
     }
-    let modules = build(&plugins()?)?;
-    for m in &modules {
+    // Every config is checked before anything is built or written.
+    let gateways = gateway::select(&gateways_path, only.as_deref())?;
+    let plugins = if gateways.is_empty() {
+        plugins()?
+    } else {
+        let mut used: Vec<String> = gateways.iter().flat_map(Gateway::plugins).collect();
+        used.sort();
+        used.dedup();
+        used
+    };
+    let dist = match modules_dir {
+        Some(dir) => {
+            for plugin in &plugins {
+                let m = module_info(plugin, &module_path(&dir, plugin))?;
+                print_module(&m);
+            }
+            dir
+        }
+        None => {
+            build(&plugins)?.iter().for_each(print_module);
+            dist_dir()
+        }
+    };
+    if gateways.is_empty() {
         println!(
-            "{:<24} {:>7.1} KB  sha256:{}",
-            m.plugin,
-            m.size as f64 / 1024.0,
-            m.sha256
+            "no gateway files in {}: no manifests written",
+            gateways_path.display()
+        );
+        return Ok(());
+    }
+    let sha256 = |plugin: &str| module_info(plugin, &module_path(&dist, plugin)).map(|m| m.sha256);
+    let rendered = gateways
+        .iter()
+        .map(|g| manifests::render(g, &sha256))
+        .collect::<Result<Vec<_>>>()?;
+    for (gateway, files) in gateways.iter().zip(&rendered) {
+        manifests::write(&out, &gateway.name, files)?;
+        println!(
+            "{}/{}/: {} WasmPlugins from {}",
+            gateway::display(&out),
+            gateway.name,
+            files.len() - 1,
+            gateway.display
         );
     }
     Ok(())
+}
+
+fn print_module(m: &Module) {
+    println!(
+        "{:<24} {:>7.1} KB  sha256:{}",
+        m.plugin,
+        m.size as f64 / 1024.0,
+        m.sha256
+    );
+}
+
+/// Where `plugin`'s module is in a directory of modules (`target/dist` or `--modules`).
+pub fn module_path(dir: &Path, plugin: &str) -> PathBuf {
+    dir.join(format!("{plugin}.wasm"))
+}
+
+/// Reads a module: its size and sha256; an error if it is missing or not wasm.
+pub fn module_info(plugin: &str, path: &Path) -> Result<Module> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !bytes.starts_with(b"\0asm") {
+        return Err(format!("{}: not a wasm module", path.display()));
+    }
+    Ok(Module {
+        plugin: plugin.to_string(),
+        size: bytes.len() as u64,
+        sha256: hex(&Sha256::digest(&bytes)),
+    })
 }
 
 /// The plugins: directories under `plugins/` with a Cargo.toml, sorted by name.
@@ -119,6 +202,6 @@ fn shrink(
         .map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -3,11 +3,16 @@
 mod bench;
 mod build;
 mod envoy;
+mod gateway;
+mod manifests;
+mod plugins;
+mod run;
 mod test;
 #[cfg(test)]
 mod tidy;
 mod toolchain;
 mod util;
+mod yaml;
 
 use std::process::ExitCode;
 
@@ -15,7 +20,17 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  build-all    build every plugin to target/dist/<plugin>.wasm (+ .sha256)
+  build-all [--gateways PATH] [--gateway NAME] [--out DIR] [--modules DIR]
+               build the plugins the gateway files use (all when there are none)
+               to target/dist/<plugin>.wasm (+ .sha256), then write each gateway's
+               Istio WasmPlugins to manifests/<gateway>/ (gateway files: PATH, a
+               file or a directory, default examples/gateways; --modules DIR: use
+               prebuilt modules DIR/<plugin>.wasm instead of building)
+  run [--gateways PATH] [--gateway NAME] [--port 10000] [--watch] [--modules DIR]
+               run one gateway's plugins in a local Envoy, chained as Istio
+               chains them, with an echo upstream; --watch rebuilds and swaps
+               filters in the running Envoy when plugins/, common/ or the
+               gateway file change (--port 0 picks a free port)
   test         native unit tests, then end-to-end tests in a real Envoy
   bench        per-request Envoy CPU cost of each plugin beside its native twin
 ";
@@ -24,6 +39,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build-all") => build::run_command(&args[1..]),
+        Some("run") => run::run_command(&args[1..]),
         Some("test") => test::run_command(&args[1..]),
         Some("bench") => bench::run_command(&args[1..]),
         Some("-h" | "--help" | "help") => {

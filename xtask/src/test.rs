@@ -47,5 +47,10 @@ pub fn run_command(args: &[String]) -> Result<()> {
         .args(["test", "--package", "harness", "--"])
         .args(extra)
         .env("ENVOY_BIN", envoy)
+        // The gateway tests drive `run` and `build-all` through this very binary.
+        .env(
+            "XTASK_BIN",
+            std::env::current_exe().map_err(|e| e.to_string())?,
+        )
         .env("PLUGIN_DIST", build::dist_dir()))
 }

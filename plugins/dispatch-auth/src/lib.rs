@@ -10,14 +10,17 @@ pub mod flow;
 pub mod proxy;
 pub mod verdict;
 
-use common::host::{HeaderMap, Plugin, Root};
+use common::host::{HeaderMap, Plugin};
 use flow::{Shared, Stream};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
 
+// Only the wasm module has an entry point: xtask links every plugin natively (for
+// their config types), where one `_initialize` per plugin would clash.
+#[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(Root::<DispatchAuth>::new()));
+    proxy_wasm::set_root_context(|_| Box::new(common::host::Root::<DispatchAuth>::new()));
 }}
 
 pub struct DispatchAuth;

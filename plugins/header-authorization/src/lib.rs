@@ -5,14 +5,17 @@ pub mod authorize;
 pub mod config;
 
 use authorize::Decision;
-use common::host::{self, HeaderMap, Plugin, Root};
+use common::host::{self, HeaderMap, Plugin};
 use config::Config;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
 
+// Only the wasm module has an entry point: xtask links every plugin natively (for
+// their config types), where one `_initialize` per plugin would clash.
+#[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(Root::<HeaderAuthorization>::new()));
+    proxy_wasm::set_root_context(|_| Box::new(common::host::Root::<HeaderAuthorization>::new()));
 }}
 
 pub struct HeaderAuthorization;

@@ -1,0 +1,203 @@
+//! The plugins xtask knows: for each, the plugin's own config type, compiled
+//! natively, validates an instance's config before anything is built or written,
+//! and says what `run` needs to host it locally.
+//!
+//! Adding a plugin: add it to `[workspace.dependencies]` and to xtask's Cargo.toml,
+//! then add its entry to [`PLUGINS`]: `check` parses with the plugin's
+//! `config::Config::from_value` and returns [`Checked::gate`] (headers that pass it),
+//! [`Checked::passive`] (never denies) or [`Checked::auth_cluster`] (calls a cluster).
+//! A test checks that every directory under `plugins/` has its entry here.
+
+use common::ConfigError;
+use serde_json::Value;
+
+/// What xtask learns from a valid config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// The Envoy cluster the plugin calls out to (dispatch-auth's `cluster`):
+    /// `run` creates a cluster of exactly that name pointing at its demo auth
+    /// service, which allows `Authorization: Bearer demo`.
+    pub auth_cluster: Option<String>,
+    /// Request headers that get a request past this instance, for the curl commands
+    /// `run` prints; `None` when the plugin does not deny requests.
+    pub pass_headers: Option<Vec<(String, String)>>,
+}
+
+impl Checked {
+    /// A plugin that never denies a request.
+    pub fn passive() -> Self {
+        Checked::default()
+    }
+
+    /// A plugin that lets a request through when it carries `headers`.
+    pub fn gate(headers: Vec<(String, String)>) -> Self {
+        Checked {
+            auth_cluster: None,
+            pass_headers: Some(headers),
+        }
+    }
+
+    /// A plugin that asks the auth service behind `cluster`; locally that is the
+    /// demo service, which allows `Authorization: Bearer demo`.
+    pub fn auth_cluster(cluster: String) -> Self {
+        Checked {
+            auth_cluster: Some(cluster),
+            pass_headers: Some(vec![("authorization".into(), "Bearer demo".into())]),
+        }
+    }
+}
+
+/// A plugin xtask can validate and run.
+pub struct Plugin {
+    /// Its directory under `plugins/` (and its crate name).
+    pub name: &'static str,
+    /// Parses an instance's `config` with the plugin's own config type.
+    pub check: fn(&Value) -> Result<Checked, ConfigError>,
+}
+
+pub const PLUGINS: &[Plugin] = &[
+    Plugin {
+        name: "header-authorization",
+        check: |c| header_authorization(header_authorization::config::Config::from_value(c)?),
+    },
+    Plugin {
+        name: "basic-auth",
+        check: |c| basic_auth(&basic_auth::config::Config::from_value(c)?, c),
+    },
+    Plugin {
+        name: "response-headers",
+        check: |c| {
+            response_headers::config::Config::from_value(c)?;
+            Ok(Checked::passive())
+        },
+    },
+    Plugin {
+        name: "dispatch-auth",
+        check: |c| {
+            let config = dispatch_auth::config::Config::from_value(c)?;
+            Ok(Checked::auth_cluster(config.cluster))
+        },
+    },
+];
+
+/// The plugin called `name`, if xtask knows it.
+pub fn find(name: &str) -> Option<&'static Plugin> {
+    PLUGINS.iter().find(|p| p.name == name)
+}
+
+/// The names of all known plugins, for error messages.
+pub fn names() -> Vec<&'static str> {
+    PLUGINS.iter().map(|p| p.name).collect()
+}
+
+fn header_authorization(
+    config: header_authorization::config::Config,
+) -> Result<Checked, ConfigError> {
+    let value = config.values.into_iter().next().unwrap_or_default();
+    Ok(Checked::gate(vec![(config.header, value)]))
+}
+
+/// basic-auth guards `GET /` (what the curl commands ask for) only when one of its
+/// rules covers it; then the pass header carries the first credential of the first
+/// such rule, read from the raw config because the parsed one keeps only digests.
+/// A `{SHA}`-style first credential cannot be turned back into a password: the
+/// curl commands then stop at basic-auth's denial.
+fn basic_auth(config: &basic_auth::config::Config, raw: &Value) -> Result<Checked, ConfigError> {
+    use base64::Engine;
+    let no_auth: [&[u8]; 0] = [];
+    if basic_auth::auth::decide(config, b"GET", b"/", no_auth) == basic_auth::auth::Decision::Pass {
+        return Ok(Checked::passive());
+    }
+    let covers_root = |rule: &&Value| {
+        let single = |r: &Value| {
+            let mut one = r.clone();
+            one["credentials"] = serde_json::json!(["u:p"]);
+            serde_json::json!({"basic_auth_rules": [one]})
+        };
+        basic_auth::config::Config::from_value(&single(rule)).is_ok_and(|c| {
+            basic_auth::auth::decide(&c, b"GET", b"/", no_auth) != basic_auth::auth::Decision::Pass
+        })
+    };
+    let first = raw["basic_auth_rules"]
+        .as_array()
+        .and_then(|rules| rules.iter().find(covers_root))
+        .and_then(|rule| rule["credentials"].get(0))
+        .and_then(Value::as_str);
+    let header = match first {
+        Some(c) if c.contains(":{SHA") => None,
+        Some(c) if c.contains(':') => Some(base64::engine::general_purpose::STANDARD.encode(c)),
+        Some(c) => Some(c.to_string()),
+        None => None,
+    };
+    Ok(Checked::gate(
+        header
+            .map(|h| vec![("authorization".to_string(), format!("Basic {h}"))])
+            .unwrap_or_default(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_plugin_directory_is_registered() {
+        let dirs = crate::build::plugins().unwrap();
+        let mut registered = names();
+        registered.sort_unstable();
+        assert_eq!(
+            dirs, registered,
+            "plugins/ and PLUGINS in xtask/src/plugins.rs disagree: add the missing line"
+        );
+    }
+
+    #[test]
+    fn basic_auth_gates_only_what_its_rules_cover() {
+        let check = find("basic-auth").unwrap().check;
+        let root = json!({"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": ["ok:test"]}]});
+        assert_eq!(
+            check(&root).unwrap(),
+            Checked::gate(vec![("authorization".into(), "Basic b2s6dGVzdA==".into())])
+        );
+        let admin = json!({"basic_auth_rules": [{"prefix": "/admin", "request_methods": ["GET"], "credentials": ["ok:test"]}]});
+        assert_eq!(check(&admin).unwrap(), Checked::passive());
+        let hashed = json!({"basic_auth_rules": [{"exact": "/", "request_methods": ["GET"], "credentials": ["u:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ="]}]});
+        assert_eq!(check(&hashed).unwrap(), Checked::gate(vec![]));
+        let err = check(&json!({"basic_auth_rules": []})).unwrap_err();
+        assert!(err.to_string().starts_with("basic_auth_rules"), "{err}");
+    }
+
+    #[test]
+    fn dispatch_auth_asks_for_its_cluster() {
+        let check = find("dispatch-auth").unwrap().check;
+        let cluster = "outbound|8000||auth.default.svc.cluster.local";
+        assert_eq!(
+            check(&json!({"cluster": cluster})).unwrap(),
+            Checked::auth_cluster(cluster.into())
+        );
+        assert_eq!(
+            check(&json!({})).unwrap_err().to_string(),
+            "cluster: is required"
+        );
+    }
+
+    #[test]
+    fn response_headers_never_denies() {
+        let check = find("response-headers").unwrap().check;
+        let config = json!({"response_headers": [{"name": "hello", "value": "world"}]});
+        assert_eq!(check(&config).unwrap(), Checked::passive());
+        assert!(check(&json!({"response_headers": [{"name": ":status", "value": "1"}]})).is_err());
+    }
+
+    #[test]
+    fn header_authorization_is_checked_by_its_own_config_type() {
+        let check = find("header-authorization").unwrap().check;
+        assert_eq!(
+            check(&json!({"header": "X-Team", "values": ["red", "blue"]})).unwrap(),
+            Checked::gate(vec![("x-team".into(), "red".into())])
+        );
+        let err = check(&json!({"deny": {"status": 700}})).unwrap_err();
+        assert_eq!(err.to_string(), "deny.status: must be 200..=599, got 700");
+    }
+}
