@@ -713,3 +713,84 @@ fn run_refuses_a_bad_gateway_or_a_busy_port_up_front() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_hosts_the_example_ingress_with_all_four_plugins_and_the_demo_auth_service() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("examples")
+        .join("gateways")
+        .join("ingress.yaml");
+    let run = Run::start(&examples, &dist_dir(), false);
+    let out = run.output();
+    for name in [
+        "security-headers",
+        "tenant",
+        "admin-basic-auth",
+        "ext-auth",
+        "team",
+        "api-version",
+    ] {
+        assert!(
+            out.contains(name),
+            "{name} missing from the printed chain:\n{out}"
+        );
+    }
+    let full = [
+        ("x-tenant", "acme"),
+        ("authorization", "Bearer demo"),
+        ("x-team", "red"),
+        ("x-api-version", "v1"),
+    ];
+    // Every prefix of the printed curl walk is denied by the next plugin, with the
+    // security headers added even to the denials (response-headers runs first).
+    let denials = [
+        (401, "unknown tenant\n"),
+        (401, "demo auth service"),
+        (403, "team not allowed"),
+        (400, "unsupported API version"),
+    ];
+    for (n, (status, body)) in denials.iter().enumerate() {
+        let resp = run.get(&full[..n]);
+        assert_eq!(
+            resp.status,
+            *status,
+            "with {:?}: {}",
+            &full[..n],
+            resp.text()
+        );
+        assert!(
+            resp.text().starts_with(body),
+            "with {:?}: {}",
+            &full[..n],
+            resp.text()
+        );
+        assert_eq!(
+            resp.header("x-frame-options"),
+            Some("DENY"),
+            "{:?}",
+            resp.headers
+        );
+    }
+    // The demo auth service's denial reaches the client with its www-authenticate.
+    let demo = run.get(&full[..1]);
+    assert_eq!(
+        demo.header("www-authenticate"),
+        Some("Bearer realm=\"demo\"")
+    );
+    // Everything present: the echo upstream answers, and sees the identity the demo
+    // auth service returned (dispatch-auth's allowed_upstream_headers).
+    let resp = run.get(&full);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(resp.echoed().header_value("x-user-id"), Some("demo"));
+    // basic-auth guards /admin only, asking for its realm.
+    let admin = Request::get("/admin")
+        .header("x-tenant", "acme")
+        .send(run.addr);
+    assert_eq!(admin.status, 401);
+    assert_eq!(
+        admin.header("www-authenticate"),
+        Some("Basic realm=\"admin\"")
+    );
+}

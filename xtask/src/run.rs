@@ -555,11 +555,15 @@ fn clusters(
 fn demo_auth_service() -> Server {
     Server::start(|req: &Request| {
         if req.header_value("authorization") == Some(DEMO_TOKEN) {
-            Reply::status(200)
+            // An identity for `allowed_upstream_headers: [x-user-id]` to copy.
+            Reply::with(200, &[("x-user-id", "demo")], "")
         } else {
             Reply::with(
                 401,
-                &[("content-type", "text/plain")],
+                &[
+                    ("content-type", "text/plain"),
+                    ("www-authenticate", "Bearer realm=\"demo\""),
+                ],
                 "demo auth service: send Authorization: Bearer demo\n",
             )
         }
