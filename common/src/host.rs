@@ -7,7 +7,7 @@ use crate::deny::DenyResponse;
 use crate::headers::{pairs, serialize, Pairs};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use std::fmt;
 use std::marker::PhantomData;
 use std::rc::Rc;
@@ -77,10 +77,34 @@ impl<P: Plugin> RootContext for Root<P> {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        // Without a valid configuration Envoy does not create streams for us; if it
-        // ever did, refusing the context beats running with defaults.
-        let config = self.config.clone()?;
-        Some(P::http_context(config, context_id))
+        // Without a valid configuration Envoy does not create streams for us. If it
+        // ever did, the stream is refused with a local reply: returning `None` here
+        // would make the SDK panic, killing the VM for every later request.
+        Some(match self.config.clone() {
+            Some(config) => P::http_context(config, context_id),
+            None => Box::new(Unconfigured(P::NAME)),
+        })
+    }
+}
+
+/// The stream of a plugin that has no configuration: fails closed.
+struct Unconfigured(&'static str);
+
+impl Context for Unconfigured {}
+
+impl HttpContext for Unconfigured {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        warn(format_args!(
+            "{}: no configuration: request refused",
+            self.0
+        ));
+        send_response(
+            503,
+            "wasm_plugin_not_configured",
+            &[],
+            b"plugin not configured\n",
+        );
+        Action::Pause
     }
 }
 
