@@ -5,7 +5,6 @@
 use crate::config::ConfigError;
 use crate::deny::DenyResponse;
 use crate::headers::{pairs, serialize, Pairs};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use std::fmt;
@@ -113,22 +112,35 @@ impl HttpContext for Unconfigured {
 static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 
 fn refresh_log_level() {
-    if let Ok(level) = hostcalls::get_log_level() {
-        LEVEL.store(level as u8, Ordering::Relaxed);
+    let mut level: u32 = 0;
+    // SAFETY: the host writes one u32 through a pointer to a live local. Read as
+    // an integer: Envoy reports `off` as 6, which the SDK's `LogLevel` lacks.
+    if unsafe { proxy_get_log_level(&mut level) } == OK {
+        LEVEL.store(level.min(u32::from(u8::MAX)) as u8, Ordering::Relaxed);
     }
 }
 
 /// True when the host would keep a message at `level`.
-pub fn log_enabled(level: LogLevel) -> bool {
+fn log_enabled(level: LogLevel) -> bool {
     level as u8 >= LEVEL.load(Ordering::Relaxed)
 }
 
-/// Logs `message` at `level`; formats nothing when the level is disabled.
-pub fn log(level: LogLevel, message: fmt::Arguments<'_>) {
-    if log_enabled(level) {
-        let text = message.to_string();
-        let _ = hostcalls::log(level, &text);
+/// Logs `message` at `level`; formats nothing when the level is disabled, and
+/// allocates nothing for a message without arguments.
+fn log(level: LogLevel, message: fmt::Arguments<'_>) {
+    if !log_enabled(level) {
+        return;
     }
+    let text;
+    let text = match message.as_str() {
+        Some(constant) => constant,
+        None => {
+            text = message.to_string();
+            text.as_str()
+        }
+    };
+    // SAFETY: the slice is valid for the duration of the call.
+    let _ = unsafe { proxy_log(level as u32, text.as_ptr(), text.len()) };
 }
 
 pub fn debug(message: fmt::Arguments<'_>) {
@@ -146,6 +158,8 @@ pub fn warn(message: fmt::Arguments<'_>) {
 // lacks must not become an invalid enum.
 #[link(wasm_import_module = "env")]
 extern "C" {
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
     fn proxy_get_header_map_pairs(
         map_type: MapType,
         return_map_data: *mut *mut u8,

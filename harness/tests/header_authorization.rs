@@ -1,7 +1,8 @@
 //! header-authorization in a real Envoy: the seed's behaviour, repeated headers,
 //! custom header/values/deny response, debug logs, and configs Envoy must refuse.
 
-use harness::{assert_config_refused, Request, Stack};
+use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter};
+use harness::{assert_config_refused, Envoy, Request, Server, Stack};
 use serde_json::json;
 use std::time::Duration;
 
@@ -146,4 +147,30 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
         assert_config_refused(PLUGIN, &config.to_string(), expected);
     }
     assert_config_refused(PLUGIN, "{not json", "invalid JSON");
+}
+
+/// With Envoy's `wasm` log component off, the host reports level 6, which the SDK's
+/// `LogLevel` has no variant for: the plugin reads it as a number, logs nothing, and
+/// decides as usual.
+#[test]
+fn decides_with_plugin_logging_off() {
+    let echo = Server::echo();
+    let filters = [wasm_filter("header-authorization-0", PLUGIN, "{}")];
+    let config = bootstrap(&filters, "echo", &[static_cluster("echo", echo.addr())]);
+    let dir = target_dir().join("e2e").join(format!(
+        "{}-header-authorization-log-off",
+        std::process::id()
+    ));
+    let envoy = Envoy::launch_with(&dir, &config, 1, "off", Some(echo))
+        .unwrap_or_else(|log| panic!("Envoy did not start:\n{log}"));
+    for _ in 0..3 {
+        assert_eq!(envoy.get("/", &[]).status, 403);
+        assert_eq!(envoy.get("/", &[("allow", "false")]).status, 403);
+        assert_eq!(envoy.get("/", &[("allow", "true")]).status, 200);
+    }
+    let log = envoy.log();
+    assert!(!log.contains("wasm log"), "logged with logging off:\n{log}");
+    for crash in ["panicked", "wasm trap", "Uncaught"] {
+        assert!(!log.contains(crash), "{crash} in the log:\n{log}");
+    }
 }
