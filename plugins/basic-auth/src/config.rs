@@ -68,6 +68,26 @@ impl fmt::Debug for Credential {
 /// plain text (use the base64 form for such a password).
 const FOREIGN_HASHES: [&str; 6] = ["$apr1$", "$2a$", "$2b$", "$2y$", "$5$", "$6$"];
 
+/// `{NAME}` schemes of LDAP, Dovecot and similar tools, the only ones an error names.
+const KNOWN_SCHEMES: [&str; 16] = [
+    "{MD5}",
+    "{SMD5}",
+    "{SSHA}",
+    "{SSHA256}",
+    "{SSHA512}",
+    "{SHA512}",
+    "{SHA384}",
+    "{SHA224}",
+    "{CRYPT}",
+    "{BLF-CRYPT}",
+    "{SHA256-CRYPT}",
+    "{SHA512-CRYPT}",
+    "{MD5-CRYPT}",
+    "{PBKDF2}",
+    "{ARGON2I}",
+    "{ARGON2ID}",
+];
+
 impl Config {
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         Self::from_value(&parse_json(bytes)?)
@@ -237,6 +257,13 @@ fn literal(node: &Node<'_>, user: &str, password: &str) -> Result<Credential, Co
     } else if let Some(hash) = password.strip_prefix("{SHA256}") {
         Secret::Sha256(digest(node, "{SHA256}", hash)?)
     } else if let Some(scheme) = scheme_prefix(password) {
+        // Only a scheme name someone publishes is quoted: anything else in braces
+        // may be the start of a password.
+        let scheme = if KNOWN_SCHEMES.contains(&scheme) {
+            scheme
+        } else {
+            "in braces"
+        };
         return Err(node.error(format!(
             "unknown hash scheme {scheme} (supported: {{SHA}}, {{SHA256}}, or a plain password)"
         )));
@@ -433,6 +460,25 @@ pub(crate) mod tests {
                 "{input}\n  got:  {err}\n  want: {expected}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_brace_prefix_is_not_quoted() {
+        let cases = [
+            ("u:{SSHA}abc", "unknown hash scheme {SSHA} ("),
+            ("u:{HUNTER2}rest", "unknown hash scheme in braces ("),
+            ("u:{PASS-WORD}", "unknown hash scheme in braces ("),
+        ];
+        for (entry, expected) in cases {
+            let doc = serde_json::json!({"basic_auth_rules": [
+                {"prefix": "/", "request_methods": ["GET"], "credentials": [entry]}]});
+            let err = Config::from_value(&doc).unwrap_err().to_string();
+            assert!(err.contains(expected), "{entry}: {err}");
+        }
+        let doc = serde_json::json!({"basic_auth_rules": [
+            {"prefix": "/", "request_methods": ["GET"], "credentials": ["u:{HUNTER2}rest"]}]});
+        let err = Config::from_value(&doc).unwrap_err().to_string();
+        assert!(!err.contains("HUNTER2"), "{err}");
     }
 
     #[test]
