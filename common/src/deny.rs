@@ -2,50 +2,79 @@
 //! plugin's `deny` config and validated once at configure time.
 
 use crate::config::{ConfigError, Node};
-use crate::headers::{check_name, check_value};
+use crate::headers::{check_name, check_value, serialize};
 
-/// A local reply: status, body and extra headers (names lowercase).
+/// A local reply: status, body and extra headers (names lowercase), with the
+/// headers serialized once for the host, so a denial costs no allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenyResponse {
-    pub status: u32,
-    pub body: String,
-    pub headers: Vec<(String, String)>,
+    status: u32,
+    body: String,
+    headers: Vec<(String, String)>,
+    wire_headers: Vec<u8>,
 }
 
 impl DenyResponse {
+    /// A reply with these parts; header names must already be checked and lowercase.
+    pub fn new(status: u32, body: impl Into<String>, headers: Vec<(String, String)>) -> Self {
+        let pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        let wire_headers = serialize(&pairs);
+        DenyResponse {
+            status,
+            body: body.into(),
+            headers,
+            wire_headers,
+        }
+    }
+
+    pub fn status(&self) -> u32 {
+        self.status
+    }
+
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The headers in the host's serialized form.
+    pub fn wire_headers(&self) -> &[u8] {
+        &self.wire_headers
+    }
+
     /// Reads `{"status", "body", "headers"}` from `node` (absent = all defaults).
     pub fn parse(
         node: Option<Node<'_>>,
         default_status: u32,
         default_body: impl Into<String>,
     ) -> Result<Self, ConfigError> {
-        let mut deny = DenyResponse {
-            status: default_status,
-            body: default_body.into(),
-            headers: Vec::new(),
-        };
-        let Some(node) = node else {
-            return Ok(deny);
-        };
-        let mut fields = node.fields()?;
-        if let Some(status) = fields.opt_int_in("status", 200..=599)? {
-            deny.status = status as u32;
+        let (mut status, mut body, mut headers) = (default_status, default_body.into(), Vec::new());
+        if let Some(node) = node {
+            let mut fields = node.fields()?;
+            if let Some(value) = fields.opt_int_in("status", 200..=599)? {
+                status = value as u32;
+            }
+            if let Some(value) = fields.opt_str("body")? {
+                body = value.to_string();
+            }
+            if let Some(node) = fields.get("headers") {
+                headers = parse_headers(&node)?;
+            }
+            fields.finish()?;
         }
-        if let Some(body) = fields.opt_str("body")? {
-            deny.body = body.to_string();
-        }
-        if let Some(headers) = fields.get("headers") {
-            deny.headers = parse_headers(&headers)?;
-        }
-        fields.finish()?;
-        Ok(deny)
+        Ok(DenyResponse::new(status, body, headers))
     }
 }
 
 /// Reads a `{"name": "value"}` object of response headers. Framing headers are
 /// refused: Envoy computes them for a local reply, and a configured one would
 /// contradict the body it sends.
-pub fn parse_headers(node: &Node<'_>) -> Result<Vec<(String, String)>, ConfigError> {
+fn parse_headers(node: &Node<'_>) -> Result<Vec<(String, String)>, ConfigError> {
     let mut out = Vec::new();
     for (name, value) in node.str_map()? {
         let lower = check_name(&value, name)?;
@@ -75,18 +104,28 @@ mod tests {
     #[test]
     fn defaults_apply_when_absent() {
         let deny = parse(json!({})).unwrap();
-        assert_eq!(deny.status, 403);
-        assert_eq!(deny.body, "denied\n");
-        assert!(deny.headers.is_empty());
+        assert_eq!(deny.status(), 403);
+        assert_eq!(deny.body(), "denied\n");
+        assert!(deny.headers().is_empty());
     }
 
     #[test]
     fn fields_are_read_and_names_lowercased() {
         let deny =
             parse(json!({"deny": {"status": 401, "body": "no", "headers": {"X-A": "1"}}})).unwrap();
-        assert_eq!(deny.status, 401);
-        assert_eq!(deny.body, "no");
-        assert_eq!(deny.headers, vec![("x-a".to_string(), "1".to_string())]);
+        assert_eq!(deny.status(), 401);
+        assert_eq!(deny.body(), "no");
+        assert_eq!(deny.headers(), vec![("x-a".to_string(), "1".to_string())]);
+    }
+
+    #[test]
+    fn the_wire_form_holds_the_headers_in_order() {
+        let deny = parse(json!({"deny": {"headers": {"X-B": "2", "x-a": "1"}}})).unwrap();
+        let got: Vec<_> = crate::headers::pairs(deny.wire_headers()).collect();
+        assert_eq!(got, [(&b"x-b"[..], &b"2"[..]), (&b"x-a"[..], &b"1"[..])]);
+        let empty = parse(json!({})).unwrap();
+        assert_eq!(crate::headers::pairs(empty.wire_headers()).count(), 0);
+        assert_eq!(empty.wire_headers(), 0u32.to_le_bytes());
     }
 
     #[test]

@@ -321,18 +321,21 @@ impl HeaderMap {
 /// Answers the request with `deny` instead of forwarding it. The caller must then
 /// return `Action::Pause` (rust-sdk#105).
 pub fn send_deny(deny: &DenyResponse) {
-    let headers: Vec<(&str, &[u8])> = deny
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect();
-    send_response(deny.status, "", &headers, deny.body.as_bytes());
+    send_local(
+        deny.status(),
+        "",
+        deny.wire_headers(),
+        deny.body().as_bytes(),
+    );
 }
 
 /// Sends a local reply; `details` becomes Envoy's response code details (shown in
 /// access logs as `%RESPONSE_CODE_DETAILS%`). Returns whether the host accepted it.
 pub fn send_response(status: u32, details: &str, headers: &[(&str, &[u8])], body: &[u8]) -> bool {
-    let headers = serialize(headers);
+    send_local(status, details, &serialize(headers), body)
+}
+
+fn send_local(status: u32, details: &str, wire_headers: &[u8], body: &[u8]) -> bool {
     // SAFETY: every pointer and length describes a live slice for the call; -1
     // means "no gRPC status".
     let status = unsafe {
@@ -342,8 +345,8 @@ pub fn send_response(status: u32, details: &str, headers: &[(&str, &[u8])], body
             details.len(),
             body.as_ptr(),
             body.len(),
-            headers.as_ptr(),
-            headers.len(),
+            wire_headers.as_ptr(),
+            wire_headers.len(),
             -1,
         )
     };

@@ -129,13 +129,15 @@ impl Config {
         };
         fields.finish()?;
         let challenge = format!("Basic realm=\"{}\"", quote(&realm));
-        let deny = |body: &str| DenyResponse {
-            status: 401,
-            body: body.to_string(),
-            headers: vec![
-                ("www-authenticate".to_string(), challenge.clone()),
-                ("content-type".to_string(), "text/plain".to_string()),
-            ],
+        let deny = |body: &str| {
+            DenyResponse::new(
+                401,
+                body,
+                vec![
+                    ("www-authenticate".to_string(), challenge.clone()),
+                    ("content-type".to_string(), "text/plain".to_string()),
+                ],
+            )
         };
         Ok(Config {
             rules,
@@ -354,11 +356,11 @@ pub(crate) mod tests {
         assert!(rule.credentials[0].secret == Secret::Sha256(sha256(b"test")));
         assert!(rule.credentials[1].secret == Secret::Sha256(sha256(b"admin3")));
         assert_eq!(
-            config.missing.headers[0],
+            config.missing.headers()[0],
             ("www-authenticate".into(), "Basic realm=\"istio\"".into())
         );
-        assert_eq!(config.missing.status, 401);
-        assert_eq!(config.wrong.status, 401);
+        assert_eq!(config.missing.status(), 401);
+        assert_eq!(config.wrong.status(), 401);
     }
 
     #[test]
@@ -409,7 +411,7 @@ pub(crate) mod tests {
         assert_eq!(config.rules[1].path, PathMatch::Exact("/x".into()));
         assert_eq!(config.forward_username_header.as_deref(), Some("x-user"));
         assert_eq!(
-            config.wrong.headers[0].1,
+            config.wrong.headers()[0].1,
             "Basic realm=\"my \\\"realm\\\"\""
         );
     }

@@ -58,9 +58,9 @@ mod tests {
             let config = Config::parse(input.as_bytes()).unwrap();
             assert_eq!(config.header, "allow");
             assert_eq!(config.values, ["true"]);
-            assert_eq!(config.deny.status, 403);
+            assert_eq!(config.deny.status(), 403);
             assert_eq!(
-                config.deny.body,
+                config.deny.body(),
                 "denied: header 'allow' is missing or not allowed\n"
             );
         }
@@ -74,9 +74,9 @@ mod tests {
         .unwrap();
         assert_eq!(config.header, "x-team");
         assert_eq!(config.values, ["a", "B"]);
-        assert_eq!(config.deny.status, 401);
-        assert_eq!(config.deny.body, "no\n");
-        assert_eq!(config.deny.headers, [("x-why".into(), "team".into())]);
+        assert_eq!(config.deny.status(), 401);
+        assert_eq!(config.deny.body(), "no\n");
+        assert_eq!(config.deny.headers(), [("x-why".into(), "team".into())]);
     }
 
     #[test]
