@@ -62,15 +62,24 @@ impl HttpContext for Filter {
         let headers = HeaderMap::request();
         let forward = self.config.forward_username_header.as_deref();
         let (mut method, mut path, mut spoofed): (&[u8], &[u8], bool) = (b"", b"", false);
+        // The first two Authorization values: `decide` refuses a second one, and
+        // needs no more.
+        let mut authorization: [Option<&[u8]>; 2] = [None, None];
         for (name, value) in headers.pairs() {
             match name {
                 b":method" => method = value,
                 b":path" => path = value,
+                b"authorization" => match authorization {
+                    [None, _] => authorization = [Some(value), None],
+                    [first, None] => authorization = [first, Some(value)],
+                    _ => {}
+                },
                 _ => spoofed |= forward.is_some_and(|f| f.as_bytes() == name),
             }
         }
         // Logs below name the decision only: never the header or any part of it.
-        let decision = auth::decide(&self.config, method, path, headers.values("authorization"));
+        let authorization = authorization.into_iter().flatten();
+        let decision = auth::decide(&self.config, method, path, authorization);
         if let (Some(name), true) = (forward, spoofed) {
             if !HostHeaders::REQUEST.remove(name) {
                 return self.fail("remove", name);
