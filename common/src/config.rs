@@ -209,11 +209,6 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| ConfigError::new(join(&self.path, key), "is required"))
     }
 
-    /// The path of field `key` inside this object, for errors about it.
-    pub fn path_of(&self, key: &str) -> String {
-        join(&self.path, key)
-    }
-
     pub fn opt_str(&mut self, key: &'static str) -> Result<Option<&'a str>, ConfigError> {
         self.get(key).map(|n| n.str()).transpose()
     }

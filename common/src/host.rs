@@ -282,10 +282,6 @@ impl HeaderMap {
         Self::read(MapType::HttpRequestHeaders)
     }
 
-    pub fn response() -> Self {
-        Self::read(MapType::HttpResponseHeaders)
-    }
-
     /// The headers of a `dispatch_http_call` response, inside `on_http_call_response`.
     pub fn call_response() -> Self {
         Self::read(MapType::HttpCallResponseHeaders)
