@@ -57,18 +57,18 @@ impl<'a> Request<'a> {
 
 /// A request the plugin cannot forward faithfully: the named header's value is
 /// not UTF-8, which the host's call interface cannot carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotUtf8(pub String);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8<'a>(pub &'a str);
 
-fn text<'a>(name: &str, value: &'a [u8]) -> Result<&'a str, NotUtf8> {
-    std::str::from_utf8(value).map_err(|_| NotUtf8(name.to_string()))
+fn text<'a>(name: &'a str, value: &'a [u8]) -> Result<&'a str, NotUtf8<'a>> {
+    std::str::from_utf8(value).map_err(|_| NotUtf8(name))
 }
 
 /// The call's headers, pseudo-headers first.
 pub fn headers<'a>(
     config: &'a Config,
     request: &Request<'a>,
-) -> Result<Vec<(&'a str, Cow<'a, str>)>, NotUtf8> {
+) -> Result<Vec<(&'a str, Cow<'a, str>)>, NotUtf8<'a>> {
     let method = request.method.map(|m| text(":method", m)).transpose()?;
     let path = request.path.map(|p| text(":path", p)).transpose()?;
     let authority = request

@@ -24,13 +24,13 @@ pub trait Host {
     /// Wall-clock time in milliseconds (only differences matter).
     fn now_ms(&self) -> u64;
     /// Sends the auth call; its answer comes back through
-    /// [`Stream::on_call_response`]. An error means no call was made.
+    /// [`Stream::on_call_response`]. An error, saying why, means no call was made.
     fn dispatch(
         &mut self,
         cluster: &str,
         headers: Vec<(&str, &str)>,
         timeout_ms: u64,
-    ) -> Result<(), String>;
+    ) -> Result<(), &'static str>;
     /// Replaces every value of request header `name` with `value`, or removes the
     /// header when `value` is `None`.
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>);
@@ -277,7 +277,7 @@ mod tests {
 
     struct Mock {
         now: u64,
-        refuse: Option<String>,
+        refuse: Option<&'static str>,
         effects: Vec<Effect>,
     }
 
@@ -294,9 +294,9 @@ mod tests {
             cluster: &str,
             headers: Vec<(&str, &str)>,
             timeout_ms: u64,
-        ) -> Result<(), String> {
-            if let Some(why) = &self.refuse {
-                return Err(why.clone());
+        ) -> Result<(), &'static str> {
+            if let Some(why) = self.refuse {
+                return Err(why);
             }
             let headers = headers
                 .iter()

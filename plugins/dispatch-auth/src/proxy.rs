@@ -4,7 +4,7 @@
 
 use crate::flow::Host;
 use common::host::{self, HostHeaders};
-use proxy_wasm::types::{BufferType, StreamType};
+use proxy_wasm::types::{BufferType, Status, StreamType};
 use std::fmt;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ impl Host for Envoy {
         cluster: &str,
         headers: Vec<(&str, &str)>,
         timeout_ms: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), &'static str> {
         // The SDK's call is the only one that registers the callout, so that the
         // answer reaches this stream. Envoy answers an unknown cluster or missing
         // pseudo-headers with BadArgument and a failed send with InternalFailure,
@@ -54,10 +54,9 @@ impl Host for Envoy {
         )
         .map(|_token| ())
         .map_err(|status| match status {
-            proxy_wasm::types::Status::BadArgument => {
-                "unknown cluster or invalid call headers (BadArgument)".to_string()
-            }
-            other => format!("{other:?}"),
+            Status::BadArgument => "unknown cluster or invalid call headers (BadArgument)",
+            Status::InternalFailure => "the host could not start the call (InternalFailure)",
+            _ => "unexpected host status",
         })
     }
 

@@ -38,7 +38,7 @@ impl Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// `dispatch_http_call` refused the call (unknown cluster, say).
-    Dispatch(String),
+    Dispatch(&'static str),
     /// The call ended without a response: reset, or a response over Envoy's limit.
     NoResponse,
     /// The response carried no usable `:status`.
