@@ -32,9 +32,10 @@ pub trait Host {
         timeout_ms: u64,
     ) -> Result<(), &'static str>;
     /// Replaces every value of request header `name` with `value`, or removes the
-    /// header when `value` is `None`.
-    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>);
-    fn add_request_header(&mut self, name: &str, value: &[u8]);
+    /// header when `value` is `None`. False when the host refused.
+    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool;
+    /// Adds one more value of request header `name`. False when the host refused.
+    fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool;
     /// Answers the request locally; `details` names why in Envoy's access log.
     fn send_response(&mut self, status: u32, details: &str, headers: &[(&str, &[u8])], body: &[u8]);
     /// Lets a paused request continue.
@@ -208,9 +209,12 @@ impl Stream {
                         .map(|(_, v)| v.as_slice());
                     // Replacing drops every client-sent copy; an absent header is
                     // removed so a client cannot pre-set it.
-                    host.set_request_header(name, values.next());
+                    let mut applied = host.set_request_header(name, values.next());
                     for value in values {
-                        host.add_request_header(name, value);
+                        applied = applied && host.add_request_header(name, value);
+                    }
+                    if !applied {
+                        return self.edit_refused(host, name);
                     }
                 }
                 host.debug(format_args!("#{} allowed", self.id));
@@ -232,6 +236,22 @@ impl Stream {
         }
     }
 
+    /// The host refused a change of the request's headers: forwarding the request
+    /// could pass a client-sent identity upstream, so it is answered instead.
+    fn edit_refused<H: Host>(&self, host: &mut H, name: &str) -> Action {
+        host.warn(format_args!(
+            "#{} cannot update request header '{name}': answered 500",
+            self.id
+        ));
+        host.send_response(
+            500,
+            "dispatch_auth_header_update_failed",
+            &[],
+            b"Internal error\n",
+        );
+        Action::Pause
+    }
+
     /// A call without a decision: logged once, then allowed or denied by config.
     fn fail<H: Host>(&self, config: &Config, host: &mut H, failure: &Failure) -> Action {
         if config.failure_mode_allow {
@@ -240,9 +260,13 @@ impl Stream {
                 self.id, config.cluster
             ));
             for name in &config.allowed_upstream_headers {
-                host.set_request_header(name, None);
+                if !host.set_request_header(name, None) {
+                    return self.edit_refused(host, name);
+                }
             }
-            host.set_request_header(FAILURE_MODE_HEADER, Some(b"true"));
+            if !host.set_request_header(FAILURE_MODE_HEADER, Some(b"true")) {
+                return self.edit_refused(host, FAILURE_MODE_HEADER);
+            }
             Action::Continue
         } else {
             host.warn(format_args!(
@@ -278,6 +302,8 @@ mod tests {
     struct Mock {
         now: u64,
         refuse: Option<&'static str>,
+        /// Refuse every request-header change, as a host without the map would.
+        refuse_edits: bool,
         effects: Vec<Effect>,
     }
 
@@ -306,11 +332,13 @@ mod tests {
                 .push(Effect::Dispatch(cluster.into(), headers, timeout_ms));
             Ok(())
         }
-        fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) {
+        fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool {
             self.effects.push(Effect::Set(name.into(), value.map(s)));
+            !self.refuse_edits
         }
-        fn add_request_header(&mut self, name: &str, value: &[u8]) {
+        fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool {
             self.effects.push(Effect::Add(name.into(), s(value)));
+            !self.refuse_edits
         }
         fn send_response(
             &mut self,
@@ -339,6 +367,7 @@ mod tests {
             Mock {
                 now: 1_000_000,
                 refuse: None,
+                refuse_edits: false,
                 effects: Vec::new(),
             }
         }
@@ -596,6 +625,71 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// When the host refuses to strip or set an upstream header, the request is
+    /// answered 500 instead of going on with whatever the client sent.
+    #[test]
+    fn a_refused_header_edit_fails_closed() {
+        let refused = |name: &str| {
+            [
+                Effect::Warn(format!(
+                    "#7 cannot update request header '{name}': answered 500"
+                )),
+                Effect::Respond(
+                    500,
+                    "dispatch_auth_header_update_failed".into(),
+                    vec![],
+                    "Internal error\n".into(),
+                ),
+            ]
+        };
+        // An allow from the auth service.
+        let sh = shared(CONFIG);
+        let mut host = Mock::new();
+        host.refuse_edits = true;
+        let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+        host.take();
+        answer(
+            &mut stream,
+            &sh,
+            &mut host,
+            &[(":status", "200"), ("x-user-id", "42")],
+            "",
+        );
+        let mut expected = vec![set("x-user-id", Some("42"))];
+        expected.extend(refused("x-user-id"));
+        assert_eq!(host.take(), expected, "no resume after a refused edit");
+        // A cached allow.
+        let sh = cached_config(1000);
+        let mut host = Mock::new();
+        let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+        answer(&mut stream, &sh, &mut host, &[(":status", "200")], "");
+        host.take();
+        host.refuse_edits = true;
+        let (_, action) = start(&sh, &mut host, "Bearer a");
+        assert_eq!(action, Action::Pause);
+        let mut expected = vec![set("x-user-id", None)];
+        expected.extend(refused("x-user-id"));
+        assert_eq!(host.take(), expected);
+        // A failure let through by failure_mode_allow.
+        let sh = shared(&CONFIG.replace(
+            "\"timeout_ms\"",
+            "\"failure_mode_allow\": true, \"timeout_ms\"",
+        ));
+        let mut host = Mock::new();
+        host.refuse = Some("unknown cluster");
+        host.refuse_edits = true;
+        let (_, action) = start(&sh, &mut host, "Bearer a");
+        assert_eq!(action, Action::Pause);
+        let effects = host.take();
+        assert!(
+            matches!(effects.first(), Some(Effect::Warn(_))),
+            "{effects:?}"
+        );
+        let mut expected = vec![set("x-user-id", None)];
+        expected.extend(refused("x-user-id"));
+        assert_eq!(effects[1..], expected);
     }
 
     #[test]

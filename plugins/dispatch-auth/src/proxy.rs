@@ -60,15 +60,15 @@ impl Host for Envoy {
         })
     }
 
-    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) {
+    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool {
         match value {
             Some(v) => HostHeaders::REQUEST.replace(name, v),
             None => HostHeaders::REQUEST.remove(name),
-        };
+        }
     }
 
-    fn add_request_header(&mut self, name: &str, value: &[u8]) {
-        HostHeaders::REQUEST.add(name, value);
+    fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool {
+        HostHeaders::REQUEST.add(name, value)
     }
 
     fn send_response(
