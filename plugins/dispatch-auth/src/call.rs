@@ -5,7 +5,6 @@
 use crate::cache::Key;
 use crate::config::{CallPath, Config};
 use sha2::{Digest, Sha256};
-use std::borrow::Cow;
 
 /// What the plugin needs from the request headers, read in one pass.
 #[derive(Debug, Default)]
@@ -64,48 +63,56 @@ fn text<'a>(name: &'a str, value: &'a [u8]) -> Result<&'a str, NotUtf8<'a>> {
     std::str::from_utf8(value).map_err(|_| NotUtf8(name))
 }
 
-/// The call's headers, pseudo-headers first.
+/// The call's headers, pseudo-headers first, in the form the host call takes.
+/// `joined` holds the call's path when it is `path_prefix` + the original path,
+/// the one value not already in the config or the request.
 pub fn headers<'a>(
     config: &'a Config,
     request: &Request<'a>,
-) -> Result<Vec<(&'a str, Cow<'a, str>)>, NotUtf8<'a>> {
+    joined: &'a mut String,
+) -> Result<Vec<(&'a str, &'a str)>, NotUtf8<'a>> {
     let method = request.method.map(|m| text(":method", m)).transpose()?;
     let path = request.path.map(|p| text(":path", p)).transpose()?;
     let authority = request
         .authority
         .map(|a| text(":authority", a))
         .transpose()?;
-    let call_method: Cow<'a, str> = match (&config.method, method) {
-        (Some(m), _) => Cow::Borrowed(m),
-        (None, Some(m)) => Cow::Borrowed(m),
-        (None, None) => Cow::Borrowed("GET"),
+    let call_method: &'a str = match (&config.method, method) {
+        (Some(m), _) => m,
+        (None, Some(m)) => m,
+        (None, None) => "GET",
     };
-    let call_path: Cow<'a, str> = match (&config.path, path) {
-        (CallPath::Fixed(p), _) => Cow::Borrowed(p),
-        (CallPath::Prefix(prefix), Some(p)) if prefix.is_empty() => Cow::Borrowed(p),
-        (CallPath::Prefix(prefix), Some(p)) => Cow::Owned(format!("{prefix}{p}")),
+    let call_path: &'a str = match (&config.path, path) {
+        (CallPath::Fixed(p), _) => p,
+        (CallPath::Prefix(prefix), Some(p)) if prefix.is_empty() => p,
+        (CallPath::Prefix(prefix), Some(p)) => {
+            joined.clear();
+            joined.push_str(prefix);
+            joined.push_str(p);
+            joined
+        }
         // CONNECT has no :path; the call still needs one.
-        (CallPath::Prefix(prefix), None) if prefix.is_empty() => Cow::Borrowed("/"),
-        (CallPath::Prefix(prefix), None) => Cow::Borrowed(prefix),
+        (CallPath::Prefix(prefix), None) if prefix.is_empty() => "/",
+        (CallPath::Prefix(prefix), None) => prefix,
     };
     let mut out = Vec::with_capacity(6 + request.forwarded.len() + config.headers_to_add.len());
     out.push((":method", call_method));
     out.push((":path", call_path));
-    out.push((":authority", Cow::Borrowed(config.authority.as_str())));
+    out.push((":authority", config.authority.as_str()));
     if let Some(a) = authority {
-        out.push(("x-forwarded-host", Cow::Borrowed(a)));
+        out.push(("x-forwarded-host", a));
     }
     if let Some(m) = method {
-        out.push(("x-forwarded-method", Cow::Borrowed(m)));
+        out.push(("x-forwarded-method", m));
     }
     if let Some(p) = path {
-        out.push(("x-forwarded-uri", Cow::Borrowed(p)));
+        out.push(("x-forwarded-uri", p));
     }
     for (name, value) in &request.forwarded {
-        out.push((*name, Cow::Borrowed(text(name, value)?)));
+        out.push((*name, text(name, value)?));
     }
     for (name, value) in &config.headers_to_add {
-        out.push((name.as_str(), Cow::Borrowed(value.as_str())));
+        out.push((name.as_str(), value.as_str()));
     }
     Ok(out)
 }
@@ -166,10 +173,11 @@ mod tests {
         let c = config(json);
         let p = pairs(request);
         let r = Request::read(&c, p.iter().copied());
-        headers(&c, &r)
+        let mut joined = String::new();
+        headers(&c, &r, &mut joined)
             .unwrap()
             .into_iter()
-            .map(|(n, v)| (n.to_string(), v.into_owned()))
+            .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect()
     }
 
@@ -274,16 +282,19 @@ mod tests {
         ];
         let r = Request::read(&c, p.iter().copied());
         assert_eq!(
-            headers(&c, &r).unwrap_err(),
+            headers(&c, &r, &mut String::new()).unwrap_err(),
             NotUtf8("authorization".into())
         );
         let p: Vec<(&[u8], &[u8])> = vec![(b":method", b"GET"), (b":path", b"/\xff")];
         let r = Request::read(&c, p.iter().copied());
-        assert_eq!(headers(&c, &r).unwrap_err(), NotUtf8(":path".into()));
+        assert_eq!(
+            headers(&c, &r, &mut String::new()).unwrap_err(),
+            NotUtf8(":path".into())
+        );
         // A header that is not forwarded may hold anything.
         let p: Vec<(&[u8], &[u8])> = vec![(b":path", b"/"), (b"x-other", b"\xff")];
         let r = Request::read(&c, p.iter().copied());
-        assert!(headers(&c, &r).is_ok());
+        assert!(headers(&c, &r, &mut String::new()).is_ok());
     }
 
     fn key_of(json: &str, request: &[(&str, &str)]) -> Key {

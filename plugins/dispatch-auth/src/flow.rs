@@ -129,7 +129,8 @@ impl Stream {
                 return self.carry_out(config, host, &verdict);
             }
         }
-        let headers = match call::headers(config, &request) {
+        let mut joined = String::new();
+        let headers = match call::headers(config, &request, &mut joined) {
             Ok(headers) => headers,
             Err(NotUtf8(name)) => {
                 host.debug(format_args!(
@@ -146,8 +147,7 @@ impl Stream {
                 return Action::Pause;
             }
         };
-        let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_ref())).collect();
-        match host.dispatch(&config.cluster, pairs, config.timeout_ms) {
+        match host.dispatch(&config.cluster, headers, config.timeout_ms) {
             Ok(()) => {
                 self.phase = Phase::Waiting(key);
                 Action::Pause
