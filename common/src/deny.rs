@@ -2,7 +2,7 @@
 //! plugin's `deny` config and validated once at configure time.
 
 use crate::config::{ConfigError, Node};
-use crate::headers::{check_name, check_value, serialize};
+use crate::headers::{check_name, check_value, is_framing, serialize};
 
 /// A local reply: status, body and extra headers (names lowercase), with the
 /// headers serialized once for the host, so a denial costs no allocation.
@@ -78,7 +78,7 @@ fn parse_headers(node: &Node<'_>) -> Result<Vec<(String, String)>, ConfigError> 
     let mut out = Vec::new();
     for (name, value) in node.str_map()? {
         let lower = check_name(&value, name)?;
-        if matches!(lower.as_str(), "content-length" | "transfer-encoding") {
+        if is_framing(&lower) {
             return Err(value.error(format!(
                 "'{lower}' is set by Envoy and cannot be configured"
             )));

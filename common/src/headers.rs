@@ -48,6 +48,13 @@ pub fn check_name(node: &Node<'_>, name: &str) -> Result<String, ConfigError> {
     Ok(name.to_ascii_lowercase())
 }
 
+/// True for the headers that frame a message body (`content-length`,
+/// `transfer-encoding`; `name` lowercase). Envoy's codec writes them; a plugin that
+/// set, copied or removed one would contradict the body actually sent.
+pub fn is_framing(name: &str) -> bool {
+    matches!(name, "content-length" | "transfer-encoding")
+}
+
 /// A configured header value: CR, LF and NUL would split or truncate the header.
 pub fn check_value<'a>(node: &Node<'_>, value: &'a str) -> Result<&'a str, ConfigError> {
     if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
@@ -159,6 +166,19 @@ mod tests {
             check_value(&node, "text/plain; q=1").unwrap(),
             "text/plain; q=1"
         );
+    }
+
+    #[test]
+    fn framing_headers() {
+        for (name, framing) in [
+            ("content-length", true),
+            ("transfer-encoding", true),
+            ("content-type", false),
+            ("te", false),
+            ("Content-Length", false),
+        ] {
+            assert_eq!(is_framing(name), framing, "{name}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::secret::{b64_decode, sha256};
 use common::config::{parse_json, ConfigError, Fields, Node};
-use common::headers::{check_name, is_token};
+use common::headers::{check_name, is_framing, is_token};
 use common::DenyResponse;
 use serde_json::Value;
 use std::fmt;
@@ -117,10 +117,7 @@ impl Config {
         let forward_username_header = match fields.get("forward_username_header") {
             Some(node) => {
                 let name = check_name(&node, node.str()?)?;
-                if matches!(
-                    name.as_str(),
-                    "authorization" | "host" | "content-length" | "transfer-encoding"
-                ) {
+                if matches!(name.as_str(), "authorization" | "host") || is_framing(&name) {
                     return Err(node.error(format!("'{name}' cannot carry the user name")));
                 }
                 Some(name)

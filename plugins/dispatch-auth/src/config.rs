@@ -3,7 +3,7 @@
 //! the plugin and by xtask alike.
 
 use common::config::{parse_json, ConfigError, Fields, Node};
-use common::headers::{check_name, check_value};
+use common::headers::{check_name, check_value, is_framing};
 use serde_json::Value;
 
 /// Headers the plugin always sets on the call; configuring them would contradict it.
@@ -71,7 +71,7 @@ pub fn default_authority(cluster: &str) -> &str {
 
 /// The reason a header cannot be used in a given role, if any.
 fn reserved(name: &str, role: Role) -> Option<&'static str> {
-    let framing = matches!(name, "content-length" | "transfer-encoding");
+    let framing = is_framing(name);
     let hop = matches!(
         name,
         "connection" | "keep-alive" | "proxy-connection" | "te" | "upgrade"

@@ -3,7 +3,7 @@
 
 use crate::plan::{Action, Builder, Plan};
 use common::config::{parse_json, ConfigError, Fields, Node};
-use common::headers::{check_name, check_value};
+use common::headers::{check_name, check_value, is_framing};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +109,7 @@ fn action(node: &Node<'_>) -> Result<Action, ConfigError> {
 fn header_name(node: &Node<'_>, name: &str, request: bool) -> Result<String, ConfigError> {
     let lower = check_name(node, name)?;
     match lower.as_str() {
-        "content-length" | "transfer-encoding" => Err(node.error(format!(
+        framing if is_framing(framing) => Err(node.error(format!(
             "'{lower}' frames the message: Envoy sets it, and it cannot be changed here"
         ))),
         "host" if request => Err(node.error(
