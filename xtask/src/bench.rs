@@ -4,7 +4,7 @@
 //! (all threads, from /proc schedstat) divided by the requests sent, minus the same
 //! figure for an Envoy with no filter.
 
-use crate::util::Result;
+use crate::util::{Args, Result};
 use crate::{build, envoy};
 use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter};
 use harness::http::Connection;
@@ -154,17 +154,15 @@ fn cases() -> Vec<Case> {
 
 pub fn run_command(args: &[String]) -> Result<()> {
     let mut requests = 10000;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
+    let mut args = Args::new("bench", args);
+    while let Some(flag) = args.flag() {
+        match flag {
             "--requests" => {
                 requests = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or("--requests takes a positive number")?;
+                    .parsed::<std::num::NonZeroUsize>(flag, "a positive number")?
+                    .get()
             }
-            other => return Err(format!("bench: unexpected argument '{other}'")),
+            other => return Err(args.unexpected(other)),
         }
     }
     build::build(&build::plugins()?)?;

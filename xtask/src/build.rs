@@ -6,7 +6,7 @@
 use crate::gateway::{self, Gateway};
 use crate::manifests;
 use crate::toolchain::{self, Toolchain, TARGET};
-use crate::util::{root, run, target_dir, Result};
+use crate::util::{root, run, target_dir, Args, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,19 +23,14 @@ pub fn run_command(args: &[String]) -> Result<()> {
     let mut only: Option<String> = None;
     let mut out = root().join("manifests");
     let mut modules_dir: Option<PathBuf> = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .cloned()
-                .ok_or_else(|| format!("build-all: {arg} needs a value"))
-        };
-        match arg.as_str() {
-            "--gateways" => gateways_path = gateway::given(value()?)?,
-            "--gateway" => only = Some(value()?),
-            "--out" => out = PathBuf::from(value()?),
-            "--modules" => modules_dir = Some(PathBuf::from(value()?)),
-            _ => return Err(format!("build-all: unexpected argument '{arg}'")),
+    let mut args = Args::new("build-all", args);
+    while let Some(flag) = args.flag() {
+        match flag {
+            "--gateways" => gateways_path = gateway::given(args.value(flag)?)?,
+            "--gateway" => only = Some(args.value(flag)?),
+            "--out" => out = PathBuf::from(args.value(flag)?),
+            "--modules" => modules_dir = Some(PathBuf::from(args.value(flag)?)),
+            other => return Err(args.unexpected(other)),
         }
     }
     // Every config is checked before anything is built or written.

@@ -5,6 +5,47 @@ use std::process::Command;
 
 pub type Result<T, E = String> = std::result::Result<T, E>;
 
+/// A command's arguments, read flag by flag; errors name the command.
+pub struct Args<'a> {
+    command: &'static str,
+    rest: std::slice::Iter<'a, String>,
+}
+
+impl<'a> Args<'a> {
+    pub fn new(command: &'static str, args: &'a [String]) -> Self {
+        Args {
+            command,
+            rest: args.iter(),
+        }
+    }
+
+    /// The next flag (or stray argument), if any.
+    pub fn flag(&mut self) -> Option<&'a str> {
+        self.rest.next().map(String::as_str)
+    }
+
+    /// The value that must follow `flag`.
+    pub fn value(&mut self, flag: &str) -> Result<String> {
+        self.rest
+            .next()
+            .cloned()
+            .ok_or_else(|| format!("{}: {flag} needs a value", self.command))
+    }
+
+    /// The value that must follow `flag`, parsed; `expected` says what would do.
+    pub fn parsed<T: std::str::FromStr>(&mut self, flag: &str, expected: &str) -> Result<T> {
+        let value = self.value(flag)?;
+        value
+            .parse()
+            .map_err(|_| format!("{}: {flag} {value}: expected {expected}", self.command))
+    }
+
+    /// The error for an argument the command does not take.
+    pub fn unexpected(&self, arg: &str) -> String {
+        format!("{}: unexpected argument '{arg}'", self.command)
+    }
+}
+
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -75,4 +116,35 @@ pub fn apt_install(packages: &[&str]) -> Result<()> {
         .args(["-q", "install", "-y", "--no-install-recommends"])
         .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+
+    #[test]
+    fn args_read_flags_and_values_and_name_the_command_in_errors() {
+        let given: Vec<String> = ["--port", "80", "--watch", "--port", "x", "--gateway"]
+            .map(String::from)
+            .to_vec();
+        let mut args = Args::new("run", &given);
+        assert_eq!(args.flag(), Some("--port"));
+        assert_eq!(args.parsed::<u16>("--port", "0..=65535"), Ok(80));
+        assert_eq!(args.flag(), Some("--watch"));
+        assert_eq!(
+            args.unexpected("--watch"),
+            "run: unexpected argument '--watch'"
+        );
+        assert_eq!(args.flag(), Some("--port"));
+        assert_eq!(
+            args.parsed::<u16>("--port", "0..=65535"),
+            Err("run: --port x: expected 0..=65535".to_string())
+        );
+        assert_eq!(args.flag(), Some("--gateway"));
+        assert_eq!(
+            args.value("--gateway"),
+            Err("run: --gateway needs a value".to_string())
+        );
+        assert_eq!(args.flag(), None);
+    }
 }
