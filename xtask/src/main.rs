@@ -31,8 +31,13 @@ commands:
                chains them, with an echo upstream; --watch rebuilds and swaps
                filters in the running Envoy when plugins/, common/ or the
                gateway file change (--port 0 picks a free port)
-  test         native unit tests, then end-to-end tests in a real Envoy
-  bench        per-request Envoy CPU cost of each plugin beside its native twin
+  test [-- ARGS]
+               native unit tests, clippy on the plugins and common, then the
+               end-to-end tests in a real Envoy (ARGS go to that cargo test:
+               a test name filter, --nocapture)
+  bench [--requests N]
+               per-request Envoy CPU cost of each plugin beside its native twin,
+               N requests per case and round (default 10000)
 ";
 
 fn main() -> ExitCode {
@@ -46,7 +51,10 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        _ => {
+        other => {
+            if let Some(command) = other {
+                eprintln!("error: unknown command '{command}'\n");
+            }
             eprint!("{USAGE}");
             return ExitCode::from(2);
         }
