@@ -1,5 +1,6 @@
 //! A real Envoy for a test: the config for a stack of filters, the process on
-//! free loopback ports with its own base id, readiness, its log, and teardown.
+//! free loopback ports (hot restart off, so any number run at once and none leaves
+//! shared memory behind), readiness, its log, and teardown.
 
 use crate::http::{Request, Response};
 use crate::server::Server;
@@ -286,7 +287,10 @@ impl Envoy {
             .arg(&config_path)
             .arg("--admin-address-path")
             .arg(&admin_path)
-            .args(["--use-dynamic-base-id", "--concurrency"])
+            // Hot restart is what base ids and /dev/shm/envoy_shared_memory_* are
+            // for; a killed Envoy never removes its segment, so without this every
+            // test run would leave files behind.
+            .args(["--disable-hot-restart", "--concurrency"])
             .arg(concurrency.to_string())
             .args(["--log-level", "info", "--component-log-level"])
             .arg(format!("wasm:{wasm_level}"))

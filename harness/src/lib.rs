@@ -1,5 +1,5 @@
 //! End-to-end harness: writes an Envoy config for a list of plugins, starts a real
-//! Envoy on loopback with its own base id, runs loopback servers behind it (the
+//! Envoy on loopback (several at once), runs loopback servers behind it (the
 //! echo upstream, auth services), sends raw HTTP requests, and tears it all down
 //! on drop, even when a test fails.
 
