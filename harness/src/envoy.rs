@@ -245,6 +245,38 @@ pub fn assert_config_refused(plugin: &str, configuration: &str, expected: &str) 
     log
 }
 
+/// Signal numbers for [`end_with_parent`] (the same on every Linux architecture).
+pub const SIGKILL: i32 = 9;
+pub const SIGTERM: i32 = 15;
+
+/// Has the kernel send `signal` to the child once the thread that spawns it ends.
+/// `Drop` stops what a test started, panics included; this covers the parent that
+/// never gets to run it (killed by a CI timeout or SIGKILL), which would otherwise
+/// leave an Envoy serving on its port for good. So the child must be owned by the
+/// thread that spawns it. Does nothing outside Linux.
+pub fn end_with_parent(command: &mut Command, signal: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::raw::{c_int, c_ulong};
+        use std::os::unix::process::CommandExt;
+        extern "C" {
+            fn prctl(option: c_int, ...) -> c_int;
+        }
+        const PR_SET_PDEATHSIG: c_int = 1;
+        let signal = signal as c_ulong;
+        // SAFETY: runs in the forked child before exec; prctl is async-signal-safe
+        // and changes only the child's own process attributes.
+        unsafe {
+            command.pre_exec(move || {
+                prctl(PR_SET_PDEATHSIG, signal);
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (command, signal);
+}
+
 /// A running Envoy; killed (with its servers stopped) when dropped.
 pub struct Envoy {
     child: Child,
@@ -282,7 +314,9 @@ impl Envoy {
         let text = serde_json::to_string_pretty(config).map_err(|e| e.to_string())?;
         std::fs::write(&config_path, text).map_err(|e| e.to_string())?;
         let log = File::create(&log_path).map_err(|e| e.to_string())?;
-        let child = Command::new(envoy_bin())
+        let mut command = Command::new(envoy_bin());
+        end_with_parent(&mut command, SIGKILL);
+        let child = command
             .arg("-c")
             .arg(&config_path)
             .arg("--admin-address-path")

@@ -4,7 +4,7 @@
 //! configs, filter sets and modules under load without failing a request, and
 //! `build-all` writes manifests (with the real modules' sha256) or refuses bad files.
 
-use harness::envoy::{dist_dir, envoy_bin, target_dir};
+use harness::envoy::{dist_dir, end_with_parent, envoy_bin, target_dir, SIGTERM};
 use harness::Request;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -79,6 +79,8 @@ impl Run {
         if watch {
             cmd.arg("--watch");
         }
+        // SIGTERM is xtask's Ctrl-C: it stops its Envoy on the way out.
+        end_with_parent(&mut cmd, SIGTERM);
         let mut child = cmd.spawn().expect("start xtask run");
         let output = Arc::new(Mutex::new(String::new()));
         for stream in [
