@@ -146,11 +146,18 @@ pub fn bootstrap(filters: &[Value], upstream: &str, clusters: &[Value]) -> Value
     })
 }
 
+/// The HTTP connection manager's config inside a [`bootstrap`], to edit.
+pub fn hcm(config: &mut Value) -> &mut Value {
+    &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]
+}
+
 /// The filters (and extra clusters) of one test Envoy, in chain order.
 #[derive(Default)]
 pub struct Stack {
     filters: Vec<Value>,
     clusters: Vec<Value>,
+    patches: Vec<Box<dyn FnOnce(&mut Value)>>,
     concurrency: usize,
     quiet: bool,
 }
@@ -187,6 +194,13 @@ impl Stack {
         self
     }
 
+    /// Edits the bootstrap before Envoy starts, for what the builder does not cover:
+    /// connection-manager options ([`hcm`]), routes, an upstream that is down.
+    pub fn patch(mut self, patch: impl FnOnce(&mut Value) + 'static) -> Self {
+        self.patches.push(Box::new(patch));
+        self
+    }
+
     /// Logs the plugins at info instead of debug: for measuring, where formatting and
     /// writing a debug line per request would be most of what is measured.
     pub fn quiet(mut self) -> Self {
@@ -214,7 +228,10 @@ impl Stack {
         let echo = Server::echo();
         let mut clusters = vec![static_cluster("echo", echo.addr())];
         clusters.extend(self.clusters);
-        let config = bootstrap(&self.filters, "echo", &clusters);
+        let mut config = bootstrap(&self.filters, "echo", &clusters);
+        for patch in self.patches {
+            patch(&mut config);
+        }
         let dir = target_dir().join("e2e").join(format!(
             "{}-{}",
             std::process::id(),

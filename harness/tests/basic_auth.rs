@@ -3,9 +3,9 @@
 //! malformed Authorization headers, configs Envoy must refuse, logs that never hold
 //! a secret, and the same answers as Envoy's native basic_auth filter.
 
-use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter};
+use harness::envoy::hcm;
 use harness::http::send_raw;
-use harness::{assert_config_refused, Envoy, Request, Response, Server, Stack};
+use harness::{assert_config_refused, Envoy, Request, Response, Stack};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -707,20 +707,14 @@ fn same_answers_as_envoys_native_basic_auth() {
 
 /// Envoy with the seed config and these HTTP connection manager options.
 fn with_hcm_options(options: Value) -> Envoy {
-    let echo = Server::echo();
-    let filters = [wasm_filter("basic-auth-0", PLUGIN, &seed().to_string())];
-    let mut config = bootstrap(&filters, "echo", &[static_cluster("echo", echo.addr())]);
-    let hcm = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"];
-    for (key, value) in options.as_object().unwrap() {
-        hcm[key] = value.clone();
-    }
-    let dir = target_dir().join("e2e").join(format!(
-        "{}-basic-auth-{}",
-        std::process::id(),
-        options.as_object().unwrap().len()
-    ));
-    Envoy::launch(&dir, &config, 1, Some(echo)).unwrap_or_else(|log| panic!("{log}"))
+    Stack::new()
+        .plugin(PLUGIN, seed())
+        .patch(move |config| {
+            for (key, value) in options.as_object().unwrap() {
+                hcm(config)[key] = value.clone();
+            }
+        })
+        .start()
 }
 
 #[test]
