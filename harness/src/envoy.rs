@@ -22,7 +22,8 @@ pub fn envoy_bin() -> PathBuf {
     }
 }
 
-/// Cargo's target directory: `CARGO_TARGET_DIR`, else the workspace's `target/`.
+/// Cargo's target directory: `CARGO_TARGET_DIR` (which `cargo xtask` makes
+/// absolute before running anything), else the workspace's `target/`.
 pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => workspace_root().join(dir),
@@ -35,6 +36,19 @@ pub fn dist_dir() -> PathBuf {
     std::env::var_os("PLUGIN_DIST")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("dist"))
+}
+
+/// A fresh, empty directory for one test's files, `<target>/e2e/<name>-<pid>`,
+/// left in place afterwards for reading.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = target_dir()
+        .join("e2e")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("{}: {e}", dir.display());
+    }
+    dir
 }
 
 fn workspace_root() -> PathBuf {

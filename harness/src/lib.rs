@@ -7,6 +7,6 @@ pub mod envoy;
 pub mod http;
 pub mod server;
 
-pub use envoy::{assert_config_refused, Envoy, Stack};
+pub use envoy::{assert_config_refused, scratch, Envoy, Stack};
 pub use http::{Request, Response};
 pub use server::{Reply, Server};

@@ -5,6 +5,7 @@
 //! `build-all` writes manifests (with the real modules' sha256) or refuses bad files.
 
 use harness::envoy::{dist_dir, end_with_parent, envoy_bin, target_dir, SIGTERM};
+use harness::scratch;
 use harness::Request;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -21,16 +22,6 @@ fn xtask_bin() -> PathBuf {
         Some(bin) => PathBuf::from(bin),
         None => panic!("XTASK_BIN is not set: run the end-to-end tests with `cargo xtask test`"),
     }
-}
-
-/// A fresh directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = target_dir()
-        .join("e2e")
-        .join(format!("gateways-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Replaces `path` by atomic rename, as editors and build tools do.
@@ -215,7 +206,7 @@ fn pair(first: (&str, &str), second: (&str, &str)) -> String {
 
 #[test]
 fn run_chains_filters_by_phase_then_priority_then_name() {
-    let dir = scratch("order");
+    let dir = scratch("gateways-order");
     let modules = plugin_module().parent().unwrap().to_path_buf();
     // (case, file's first instance, second instance, which runs first)
     let cases = [
@@ -278,7 +269,7 @@ fn run_chains_filters_by_phase_then_priority_then_name() {
 
 #[test]
 fn run_config_passes_envoy_validate_and_ctrl_c_stops_everything() {
-    let dir = scratch("checks");
+    let dir = scratch("gateways-checks");
     let modules = plugin_module().parent().unwrap().to_path_buf();
     let file = gateway_file(
         &dir,
@@ -444,7 +435,7 @@ fn rebuilt(module: &[u8], tag: &str) -> Vec<u8> {
 
 #[test]
 fn run_watch_swaps_configs_filter_sets_and_modules_without_failing_a_request() {
-    let dir = scratch("swap");
+    let dir = scratch("gateways-swap");
     let modules = dir.join("modules");
     std::fs::create_dir_all(&modules).unwrap();
     let module = std::fs::read(plugin_module()).unwrap();
@@ -607,7 +598,7 @@ fn run_watch_swaps_configs_filter_sets_and_modules_without_failing_a_request() {
 
 #[test]
 fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
-    let dir = scratch("build-all");
+    let dir = scratch("gateways-build-all");
     let gateways = dir.join("gateways");
     std::fs::create_dir_all(&gateways).unwrap();
     let out = dir.join("out");
@@ -670,7 +661,7 @@ fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
 
 #[test]
 fn run_refuses_a_bad_gateway_or_a_busy_port_up_front() {
-    let dir = scratch("refusals");
+    let dir = scratch("gateways-refusals");
     let run = |args: &[&str]| {
         let out = Command::new(xtask_bin())
             .arg("run")

@@ -6,7 +6,8 @@
 use crate::gateway::{self, Gateway};
 use crate::manifests;
 use crate::toolchain::{self, Toolchain, TARGET};
-use crate::util::{root, run, target_dir, Args, Result};
+use crate::util::{root, run, Args, Result};
+use harness::envoy::target_dir;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;

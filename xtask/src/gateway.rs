@@ -634,17 +634,7 @@ fn check_match(node: &Node) -> Result<(), ConfigError> {
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use crate::util::target_dir;
-
-    /// A fresh scratch directory under the target directory.
-    pub fn scratch(name: &str) -> PathBuf {
-        let dir = target_dir()
-            .join("tmp")
-            .join(format!("xtask-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use harness::scratch;
 
     const GOOD: &str = "\
 name: gw
@@ -986,7 +976,7 @@ plugins:
 
     #[test]
     fn errors_name_the_file_and_every_bad_file_is_reported() {
-        let dir = scratch("errors");
+        let dir = scratch("xtask-errors");
         std::fs::write(dir.join("gw.yaml"), format!("{GOOD}  - plugin: nope\n")).unwrap();
         std::fs::write(dir.join("ok.yaml"), GOOD.replace("name: gw", "name: ok")).unwrap();
         std::fs::write(dir.join("zz.yml"), "name: zz\n").unwrap();

@@ -14,6 +14,7 @@ mod toolchain;
 mod util;
 mod yaml;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -41,6 +42,14 @@ commands:
 ";
 
 fn main() -> ExitCode {
+    // Cargo reads a relative CARGO_TARGET_DIR from the directory it was run in, and
+    // built xtask there; xtask runs cargo and the tests from the workspace root (and
+    // the tests from their crate's), so it pins the directory down for all of them.
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        if let (true, Ok(cwd)) = (Path::new(&dir).is_relative(), std::env::current_dir()) {
+            std::env::set_var("CARGO_TARGET_DIR", cwd.join(dir));
+        }
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build-all") => build::run_command(&args[1..]),

@@ -9,8 +9,9 @@
 
 use crate::build::{self, module_info, module_path};
 use crate::gateway::{self, Gateway};
-use crate::util::{target_dir, Args, Result};
+use crate::util::{Args, Result};
 use crate::{envoy, util};
+use harness::envoy::target_dir;
 use harness::envoy::{bootstrap, static_cluster, wasm_plugin_config};
 use harness::{Envoy, Reply, Request, Server};
 use serde_json::{json, Value};

@@ -54,14 +54,6 @@ pub fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Cargo's target directory: `CARGO_TARGET_DIR`, else `target/` in the workspace.
-pub fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root().join(dir),
-        None => root().join("target"),
-    }
-}
-
 /// Runs `cmd` with inherited output; an error names the command and its exit status.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd
