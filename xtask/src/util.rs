@@ -101,13 +101,26 @@ pub fn can_apt_install() -> bool {
 /// `apt-get update` then `apt-get install -y <packages>`, non-interactively.
 pub fn apt_install(packages: &[&str]) -> Result<()> {
     println!("installing Debian packages: {}", packages.join(" "));
-    run(Command::new("apt-get")
-        .args(["-q", "update"])
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    run(Command::new("apt-get")
-        .args(["-q", "install", "-y", "--no-install-recommends"])
-        .args(packages)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
+    let apt_get = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        // On a fresh machine unattended-upgrades often holds the lock for a while.
+        cmd.args(["-q", "-o", "DPkg::Lock::Timeout=300"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    // One unreachable mirror fails the update, yet the lists already there may
+    // well hold the packages: try the install anyway.
+    let updated = run(&mut apt_get(&["update"]));
+    if let Err(e) = &updated {
+        println!("warning: {e}; trying the install with the package lists there are");
+    }
+    run(apt_get(&["install", "-y", "--no-install-recommends"]).args(packages)).map_err(|e| {
+        match updated {
+            Err(update) => format!("{e} (after {update})"),
+            Ok(()) => e,
+        }
+    })
 }
 
 #[cfg(test)]
