@@ -149,31 +149,43 @@ pub fn build(plugins: &[String]) -> Result<Vec<Module>> {
         .iter()
         .map(|plugin| {
             let built = out_dir.join(format!("{}.wasm", plugin.replace('-', "_")));
-            let path = dist.join(format!("{plugin}.wasm"));
-            // Write beside the final name and rename, so an Envoy watching the file
-            // never sees half a module.
-            let tmp = dist.join(format!(".{plugin}.wasm.tmp"));
-            shrink(wasm_opt.as_deref(), &built, &tmp)?;
-            std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let sha256 = hex(&Sha256::digest(&bytes));
+            let path = module_path(&dist, plugin);
+            let source = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+            let source_sha = hex(&Sha256::digest(&source));
+            // wasm-opt takes seconds per module on two cores and most builds change
+            // one plugin at most: a module keeps its shrunk copy while the stamp
+            // says it was made, the way wanted now, from the same build.
+            let stamp = dist.join(format!(".{plugin}.wasm.made-from"));
+            let wanted = if wasm_opt.is_some() {
+                "wasm-opt"
+            } else {
+                "copy"
+            };
+            let made = std::fs::read_to_string(&stamp).unwrap_or_default();
+            let module = match module_info(plugin, &path) {
+                Ok(m) if made == format!("{source_sha} {wanted} {}", m.sha256) => m,
+                _ => {
+                    // Written beside the final name and renamed, so an Envoy
+                    // watching the file never sees half a module.
+                    let tmp = dist.join(format!(".{plugin}.wasm.tmp"));
+                    let how = shrink(wasm_opt.as_deref(), &built, &tmp)?;
+                    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let m = module_info(plugin, &path)?;
+                    std::fs::write(&stamp, format!("{source_sha} {how} {}", m.sha256))
+                        .map_err(|e| format!("{}: {e}", stamp.display()))?;
+                    m
+                }
+            };
             let sum = dist.join(format!("{plugin}.wasm.sha256"));
-            std::fs::write(&sum, format!("{sha256}  {plugin}.wasm\n"))
+            std::fs::write(&sum, format!("{}  {plugin}.wasm\n", module.sha256))
                 .map_err(|e| format!("{}: {e}", sum.display()))?;
-            Ok(Module {
-                plugin: plugin.clone(),
-                size: bytes.len() as u64,
-                sha256,
-            })
+            Ok(module)
         })
         .collect()
 }
 
-fn shrink(
-    wasm_opt: Option<&std::path::Path>,
-    from: &std::path::Path,
-    to: &std::path::Path,
-) -> Result<()> {
+/// Copies `from` to `to` through `wasm-opt -Oz` when there is one; says which it did.
+fn shrink(wasm_opt: Option<&Path>, from: &Path, to: &Path) -> Result<&'static str> {
     if let Some(wasm_opt) = wasm_opt {
         let mut cmd = Command::new(wasm_opt);
         cmd.arg("-Oz")
@@ -189,12 +201,12 @@ fn shrink(
             .arg("-o")
             .arg(to);
         match run(&mut cmd) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok("wasm-opt"),
             Err(e) => println!("warning: {e}; keeping the unshrunk module"),
         }
     }
     std::fs::copy(from, to)
-        .map(drop)
+        .map(|_| "copy")
         .map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))
 }
 
