@@ -740,16 +740,17 @@ impl Watcher {
     }
 
     /// A change since the last poll, once the files have stopped changing (editors
-    /// often write in several steps).
+    /// often write in several steps), or after 5 s of steady writing, so a file
+    /// that never stops changing cannot keep Ctrl-C waiting.
     fn poll(&mut self) -> Option<Change> {
         let mut now = self.snapshot();
         if now == self.last {
             return None;
         }
-        loop {
+        for _ in 0..50 {
             std::thread::sleep(Duration::from_millis(100));
             let again = self.snapshot();
-            if again == now {
+            if again == now || STOP.load(Ordering::SeqCst) {
                 break;
             }
             now = again;
