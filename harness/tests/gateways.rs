@@ -145,40 +145,43 @@ impl Run {
 
     /// Ctrl-C: SIGINT to xtask, which must stop Envoy and exit.
     fn interrupt(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
+        assert!(self.sigint(), "could not signal xtask run");
+        match self.wait_exit(Duration::from_secs(15)) {
+            Some(status) => status,
+            None => panic!("xtask run ignored SIGINT:\n{}", self.output()),
+        }
+    }
+
+    fn sigint(&self) -> bool {
+        Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()
-            .unwrap();
-        assert!(status.success());
+            .is_ok_and(|s| s.success())
+    }
+
+    /// xtask's exit status, if it exits within `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let start = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "xtask run ignored SIGINT:\n{}",
-                self.output()
-            );
+            if start.elapsed() > limit {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
 impl Drop for Run {
+    /// Ctrl-C first, so xtask stops its Envoy; SIGKILL if it does not exit.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-INT", &self.child.id().to_string()])
-                .status();
-            for _ in 0..100 {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            if !self.sigint() || self.wait_exit(Duration::from_secs(5)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
             }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }
