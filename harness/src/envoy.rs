@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 
+/// How long a test waits for a log line (or a count of them) before failing. Envoy
+/// writes a line moments after the event, but a busy two-core machine can delay
+/// that by seconds; only a failing test waits this long.
+pub const LOG_WAIT: Duration = Duration::from_secs(15);
+
 /// The Envoy binary: `ENVOY_BIN`, as `cargo xtask test` sets it.
 pub fn envoy_bin() -> PathBuf {
     match std::env::var_os("ENVOY_BIN") {

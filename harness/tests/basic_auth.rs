@@ -3,11 +3,11 @@
 //! malformed Authorization headers, configs Envoy must refuse, logs that never hold
 //! a secret, and the same answers as Envoy's native basic_auth filter.
 
-use harness::envoy::hcm;
+use harness::envoy::{hcm, LOG_WAIT};
 use harness::http::send_raw;
 use harness::{assert_config_refused, Envoy, Request, Response, Stack};
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const PLUGIN: &str = "basic-auth";
 const MISSING: &str = "Unauthorized: missing credentials\n";
@@ -351,7 +351,8 @@ fn decisions(envoy: &Envoy) -> Vec<String> {
 
 /// Waits for the decision line of the request that followed `before` decisions.
 fn next_decision(envoy: &Envoy, before: usize) -> String {
-    for _ in 0..100 {
+    let start = Instant::now();
+    while start.elapsed() < LOG_WAIT {
         if let Some(line) = decisions(envoy).get(before) {
             return line.clone();
         }
@@ -548,7 +549,6 @@ fn decisions_are_logged_at_debug_without_secrets() {
     }
     send(&envoy, "GET", "/productpage", &[]);
     send(&envoy, "GET", "/other", &[]);
-    let wait = Duration::from_secs(5);
     for needle in [
         "credentials accepted",
         "denied: unknown user or wrong password",
@@ -557,7 +557,7 @@ fn decisions_are_logged_at_debug_without_secrets() {
         "no rule applies",
     ] {
         let line = envoy
-            .wait_log(needle, wait)
+            .wait_log(needle, LOG_WAIT)
             .unwrap_or_else(|| panic!("no log line with {needle:?}:\n{}", envoy.log()));
         assert!(line.contains("[debug]"), "not at debug level: {line}");
     }

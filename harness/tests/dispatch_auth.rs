@@ -3,7 +3,7 @@
 //! the timeout bound, unknown and unreachable clusters, the decision cache, bad
 //! configs, and the same cases through Envoy's native ext_authz for comparison.
 
-use harness::envoy::static_cluster;
+use harness::envoy::{static_cluster, LOG_WAIT};
 use harness::http::{read_response, send_raw};
 use harness::{assert_config_refused, Envoy, Reply, Request, Response, Server, Stack};
 use serde_json::{json, Value};
@@ -173,7 +173,7 @@ fn wait_warnings(envoy: &Envoy, n: usize) -> Vec<String> {
     let start = Instant::now();
     loop {
         let lines = warnings(envoy);
-        if lines.len() >= n || start.elapsed() > Duration::from_secs(5) {
+        if lines.len() >= n || start.elapsed() > LOG_WAIT {
             return lines;
         }
         std::thread::sleep(Duration::from_millis(50));
