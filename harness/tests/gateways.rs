@@ -361,13 +361,16 @@ impl Load {
                     if stop.load(Ordering::SeqCst) || start.elapsed() > Duration::from_secs(180) {
                         break;
                     }
+                    // Stamped when sent: the log is in sending order, and a request
+                    // sent after a moment is one Envoy saw after it.
+                    let sent = Instant::now();
                     let resp = Request::get("/").header("x-team", "red").send(addr);
                     let outcome = match resp.status {
                         200 if resp.echoed().path == "/" => Outcome::Passed,
                         403 => Outcome::Denied(resp.text()),
                         _ => Outcome::Failed(format!("{} {}", resp.status, resp.text())),
                     };
-                    log.lock().unwrap().push((Instant::now(), outcome));
+                    log.lock().unwrap().push((sent, outcome));
                     std::thread::sleep(Duration::from_millis(2));
                 }
             })
@@ -389,7 +392,8 @@ impl Load {
             .collect()
     }
 
-    /// Waits for the first request answered with `new` after `t`; how long it took.
+    /// Waits for the first request sent after `t` and answered with `new`; how long
+    /// after `t` it was sent.
     fn wait_for(&self, t: Instant, new: &Outcome, limit: Duration) -> Duration {
         loop {
             if let Some((at, _)) = self.since(t).iter().find(|(_, o)| o == new) {
@@ -404,22 +408,44 @@ impl Load {
         }
     }
 
-    /// Stops the loop; every outcome, in order.
-    fn finish(mut self) -> Vec<(Instant, Outcome)> {
+    /// Waits until the last `run` requests sent after `t` were all answered with
+    /// `new`, and returns when the first of them was sent. Each request opens a new
+    /// connection, which the kernel hands to either of Envoy's two workers, so
+    /// from then on both run the new filter: each takes it at its own pace,
+    /// which on a busy machine can be a while after the first.
+    fn wait_steady(&self, t: Instant, new: &Outcome, run: usize, limit: Duration) -> Instant {
+        loop {
+            let since = self.since(t);
+            let tail = since.len().checked_sub(run).and_then(|i| since.get(i..));
+            if let Some(tail) = tail.filter(|tail| tail.iter().all(|(_, o)| o == new)) {
+                return tail[0].0;
+            }
+            assert!(
+                t.elapsed() < limit,
+                "not {run} answers in a row with {new:?} within {limit:?}; last: {:?}",
+                since.last()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    /// Stops the loop; every outcome, in order.
+    fn finish(mut self) -> Vec<(Instant, Outcome)> {
+        self.stop();
         std::mem::take(&mut *self.log.lock().unwrap())
     }
 }
 
 impl Drop for Load {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 
@@ -492,14 +518,15 @@ fn run_watch_swaps_configs_filter_sets_and_modules_without_failing_a_request() {
         let took = load.wait_for(t, &after, limit);
         swaps_seen += 1;
         run.wait_output("swapped", swaps_seen, limit);
-        // Let the new behaviour settle on every worker, then hold it a moment.
+        // Once every worker has the new behaviour, hold it a moment.
+        let settled = load.wait_steady(t, &after, 40, limit);
         std::thread::sleep(Duration::from_millis(700));
         for (at, outcome) in load.since(t) {
             assert!(
                 outcome == before || outcome == after,
                 "{what}: unexpected {outcome:?}"
             );
-            if at > t + took + Duration::from_millis(500) {
+            if at >= settled {
                 assert_eq!(outcome, after, "{what}: old behaviour came back");
             }
         }
