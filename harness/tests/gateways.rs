@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +32,27 @@ fn replace(path: &Path, bytes: &[u8]) {
     ));
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Runs a command that should end by itself, giving up (killing it) after 60 s, so
+/// a regression that leaves `xtask run` serving fails the test instead of hanging it.
+fn output_within_a_minute(mut cmd: Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let (done, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match output.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("{cmd:?} still running after 60 s");
+        }
+    }
 }
 
 fn gateway_file(dir: &Path, name: &str, plugins: &str) -> PathBuf {
@@ -638,16 +659,15 @@ fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
     )
     .unwrap();
     let build_all = || {
-        Command::new(xtask_bin())
-            .arg("build-all")
+        let mut cmd = Command::new(xtask_bin());
+        cmd.arg("build-all")
             .arg("--gateways")
             .arg(&gateways)
             .arg("--out")
             .arg(&out)
             .arg("--modules")
-            .arg(dist_dir())
-            .output()
-            .unwrap()
+            .arg(dist_dir());
+        output_within_a_minute(cmd)
     };
     let result = build_all();
     assert!(
@@ -693,14 +713,12 @@ fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
 fn run_refuses_a_bad_gateway_or_a_busy_port_up_front() {
     let dir = scratch("gateways-refusals");
     let run = |args: &[&str]| {
-        let out = Command::new(xtask_bin())
-            .arg("run")
+        let mut cmd = Command::new(xtask_bin());
+        cmd.arg("run")
             .args(args)
             .args(["--modules", &dist_dir().display().to_string()])
-            .env("ENVOY_BIN", envoy_bin())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+            .env("ENVOY_BIN", envoy_bin());
+        let out = output_within_a_minute(cmd);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
