@@ -347,6 +347,10 @@ fn a_request_body_is_held_until_the_decision() {
     assert_eq!(resp.text(), "slowly denied\n");
     // The same with the body sent while the call is surely out.
     let mut stream = TcpStream::connect(envoy.addr()).unwrap();
+    // A request held for ever fails the test rather than hanging it.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     stream
         .write_all(b"POST /slow-deny HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\nconnection: close\r\n\r\n")
         .unwrap();
