@@ -171,12 +171,15 @@ pub fn hcm(config: &mut Value) -> &mut Value {
         ["typed_config"]
 }
 
+/// An edit of the bootstrap, see [`Stack::patch`].
+type Patch = Box<dyn FnOnce(&mut Value)>;
+
 /// The filters (and extra clusters) of one test Envoy, in chain order.
 #[derive(Default)]
 pub struct Stack {
     filters: Vec<Value>,
     clusters: Vec<Value>,
-    patches: Vec<Box<dyn FnOnce(&mut Value)>>,
+    patches: Vec<Patch>,
     concurrency: usize,
     quiet: bool,
 }

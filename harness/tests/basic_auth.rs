@@ -171,8 +171,9 @@ fn exact_and_suffix_rules_with_hashed_credentials() {
     let challenge = "Basic realm=\"reports \\\"internal\\\"\"";
     let alice = basic("alice:wonderland");
     let bob = basic("bob:builder");
-    let cases: &[(&str, &str, &str, Option<&str>, Option<&str>)] = &[
-        // (what, method, path, authorization, None = passes / Some(body) = 401)
+    /// (what, method, path, authorization, None = passes / Some(body) = 401)
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
+    let cases: &[Case] = &[
         (
             "exact, no credentials",
             "GET",
@@ -656,7 +657,9 @@ fn same_answers_as_envoys_native_basic_auth() {
         .start();
     let alice = basic("alice:wonderland");
     let token = &alice["Basic ".len()..];
-    let cases: Vec<(&str, &str, Vec<(&str, String)>)> = vec![
+    /// (method, path, request headers)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>);
+    let cases: Vec<Case> = vec![
         ("GET", "/", vec![]),
         ("POST", "/a/b?c=d", vec![]),
         ("GET", "/", vec![("authorization", alice.clone())]),

@@ -12,7 +12,9 @@ const DEFAULT_BODY: &str = "denied: header 'allow' is missing or not allowed\n";
 fn seed_behaviour_with_no_configuration() {
     // Istio sends no configuration at all when pluginConfig is absent.
     let envoy = Stack::new().plugin_raw(PLUGIN, "").start();
-    let cases: &[(&str, &[(&str, &str)], u16)] = &[
+    /// (case, request headers, expected status)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16);
+    let cases: &[Case] = &[
         ("missing header", &[], 403),
         ("allow: true", &[("allow", "true")], 200),
         ("allow: false", &[("allow", "false")], 403),
