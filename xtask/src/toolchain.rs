@@ -88,7 +88,9 @@ impl Toolchain {
                     .env_remove("RUSTDOC")
                     .env("RUSTC_BOOTSTRAP", "1")
                     .env("CARGO_TARGET_WASM32_WASIP1_LINKER", DEBIAN_LINKER)
-                    .env("RUSTFLAGS", format!("-L {WASI_LIBC}"));
+                    .env("RUSTFLAGS", format!("-L {WASI_LIBC}"))
+                    // Cargo prefers it to RUSTFLAGS, which would drop the -L above.
+                    .env_remove("CARGO_ENCODED_RUSTFLAGS");
                 cmd
             }
         }
