@@ -1,5 +1,6 @@
 //! A real Envoy for a test: the config for a stack of filters, the process on
-//! free loopback ports with its own base id, readiness, its log, and teardown.
+//! free loopback ports (hot restart off, so any number run at once and none leaves
+//! shared memory behind), readiness, its log, and teardown.
 
 use crate::http::{Request, Response};
 use crate::server::Server;
@@ -13,6 +14,11 @@ use std::time::{Duration, Instant};
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 
+/// How long a test waits for a log line (or a count of them) before failing. Envoy
+/// writes a line moments after the event, but a busy two-core machine can delay
+/// that by seconds; only a failing test waits this long.
+pub const LOG_WAIT: Duration = Duration::from_secs(15);
+
 /// The Envoy binary: `ENVOY_BIN`, as `cargo xtask test` sets it.
 pub fn envoy_bin() -> PathBuf {
     match std::env::var_os("ENVOY_BIN") {
@@ -21,7 +27,8 @@ pub fn envoy_bin() -> PathBuf {
     }
 }
 
-/// Cargo's target directory: `CARGO_TARGET_DIR`, else the workspace's `target/`.
+/// Cargo's target directory: `CARGO_TARGET_DIR` (which `cargo xtask` makes
+/// absolute before running anything), else the workspace's `target/`.
 pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => workspace_root().join(dir),
@@ -34,6 +41,19 @@ pub fn dist_dir() -> PathBuf {
     std::env::var_os("PLUGIN_DIST")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("dist"))
+}
+
+/// A fresh, empty directory for one test's files, `<target>/e2e/<name>-<pid>`,
+/// left in place afterwards for reading.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = target_dir()
+        .join("e2e")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("{}: {e}", dir.display());
+    }
+    dir
 }
 
 fn workspace_root() -> PathBuf {
@@ -145,11 +165,21 @@ pub fn bootstrap(filters: &[Value], upstream: &str, clusters: &[Value]) -> Value
     })
 }
 
+/// The HTTP connection manager's config inside a [`bootstrap`], to edit.
+pub fn hcm(config: &mut Value) -> &mut Value {
+    &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]
+}
+
+/// An edit of the bootstrap, see [`Stack::patch`].
+type Patch = Box<dyn FnOnce(&mut Value)>;
+
 /// The filters (and extra clusters) of one test Envoy, in chain order.
 #[derive(Default)]
 pub struct Stack {
     filters: Vec<Value>,
     clusters: Vec<Value>,
+    patches: Vec<Patch>,
     concurrency: usize,
     quiet: bool,
 }
@@ -186,6 +216,13 @@ impl Stack {
         self
     }
 
+    /// Edits the bootstrap before Envoy starts, for what the builder does not cover:
+    /// connection-manager options ([`hcm`]), routes, an upstream that is down.
+    pub fn patch(mut self, patch: impl FnOnce(&mut Value) + 'static) -> Self {
+        self.patches.push(Box::new(patch));
+        self
+    }
+
     /// Logs the plugins at info instead of debug: for measuring, where formatting and
     /// writing a debug line per request would be most of what is measured.
     pub fn quiet(mut self) -> Self {
@@ -213,7 +250,10 @@ impl Stack {
         let echo = Server::echo();
         let mut clusters = vec![static_cluster("echo", echo.addr())];
         clusters.extend(self.clusters);
-        let config = bootstrap(&self.filters, "echo", &clusters);
+        let mut config = bootstrap(&self.filters, "echo", &clusters);
+        for patch in self.patches {
+            patch(&mut config);
+        }
         let dir = target_dir().join("e2e").join(format!(
             "{}-{}",
             std::process::id(),
@@ -242,6 +282,38 @@ pub fn assert_config_refused(plugin: &str, configuration: &str, expected: &str) 
         "{configuration:?}: {line}"
     );
     log
+}
+
+/// Signal numbers for [`end_with_parent`] (the same on every Linux architecture).
+pub const SIGKILL: i32 = 9;
+pub const SIGTERM: i32 = 15;
+
+/// Has the kernel send `signal` to the child once the thread that spawns it ends.
+/// `Drop` stops what a test started, panics included; this covers the parent that
+/// never gets to run it (killed by a CI timeout or SIGKILL), which would otherwise
+/// leave an Envoy serving on its port for good. So the child must be owned by the
+/// thread that spawns it. Does nothing outside Linux.
+pub fn end_with_parent(command: &mut Command, signal: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::raw::{c_int, c_ulong};
+        use std::os::unix::process::CommandExt;
+        extern "C" {
+            fn prctl(option: c_int, ...) -> c_int;
+        }
+        const PR_SET_PDEATHSIG: c_int = 1;
+        let signal = signal as c_ulong;
+        // SAFETY: runs in the forked child before exec; prctl is async-signal-safe
+        // and changes only the child's own process attributes.
+        unsafe {
+            command.pre_exec(move || {
+                prctl(PR_SET_PDEATHSIG, signal);
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (command, signal);
 }
 
 /// A running Envoy; killed (with its servers stopped) when dropped.
@@ -281,12 +353,17 @@ impl Envoy {
         let text = serde_json::to_string_pretty(config).map_err(|e| e.to_string())?;
         std::fs::write(&config_path, text).map_err(|e| e.to_string())?;
         let log = File::create(&log_path).map_err(|e| e.to_string())?;
-        let child = Command::new(envoy_bin())
+        let mut command = Command::new(envoy_bin());
+        end_with_parent(&mut command, SIGKILL);
+        let child = command
             .arg("-c")
             .arg(&config_path)
             .arg("--admin-address-path")
             .arg(&admin_path)
-            .args(["--use-dynamic-base-id", "--concurrency"])
+            // Hot restart is what base ids and /dev/shm/envoy_shared_memory_* are
+            // for; a killed Envoy never removes its segment, so without this every
+            // test run would leave files behind.
+            .args(["--disable-hot-restart", "--concurrency"])
             .arg(concurrency.to_string())
             .args(["--log-level", "info", "--component-log-level"])
             .arg(format!("wasm:{wasm_level}"))

@@ -1,5 +1,5 @@
 //! End-to-end harness: writes an Envoy config for a list of plugins, starts a real
-//! Envoy on loopback with its own base id, runs loopback servers behind it (the
+//! Envoy on loopback (several at once), runs loopback servers behind it (the
 //! echo upstream, auth services), sends raw HTTP requests, and tears it all down
 //! on drop, even when a test fails.
 
@@ -7,6 +7,6 @@ pub mod envoy;
 pub mod http;
 pub mod server;
 
-pub use envoy::{assert_config_refused, Envoy, Stack};
+pub use envoy::{assert_config_refused, scratch, Envoy, Stack};
 pub use http::{Request, Response};
 pub use server::{Reply, Server};

@@ -3,11 +3,11 @@
 //! malformed Authorization headers, configs Envoy must refuse, logs that never hold
 //! a secret, and the same answers as Envoy's native basic_auth filter.
 
-use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter};
+use harness::envoy::{hcm, LOG_WAIT};
 use harness::http::send_raw;
-use harness::{assert_config_refused, Envoy, Request, Response, Server, Stack};
+use harness::{assert_config_refused, Envoy, Request, Response, Stack};
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const PLUGIN: &str = "basic-auth";
 const MISSING: &str = "Unauthorized: missing credentials\n";
@@ -171,8 +171,9 @@ fn exact_and_suffix_rules_with_hashed_credentials() {
     let challenge = "Basic realm=\"reports \\\"internal\\\"\"";
     let alice = basic("alice:wonderland");
     let bob = basic("bob:builder");
-    let cases: &[(&str, &str, &str, Option<&str>, Option<&str>)] = &[
-        // (what, method, path, authorization, None = passes / Some(body) = 401)
+    /// (what, method, path, authorization, None = passes / Some(body) = 401)
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
+    let cases: &[Case] = &[
         (
             "exact, no credentials",
             "GET",
@@ -351,7 +352,8 @@ fn decisions(envoy: &Envoy) -> Vec<String> {
 
 /// Waits for the decision line of the request that followed `before` decisions.
 fn next_decision(envoy: &Envoy, before: usize) -> String {
-    for _ in 0..100 {
+    let start = Instant::now();
+    while start.elapsed() < LOG_WAIT {
         if let Some(line) = decisions(envoy).get(before) {
             return line.clone();
         }
@@ -548,7 +550,6 @@ fn decisions_are_logged_at_debug_without_secrets() {
     }
     send(&envoy, "GET", "/productpage", &[]);
     send(&envoy, "GET", "/other", &[]);
-    let wait = Duration::from_secs(5);
     for needle in [
         "credentials accepted",
         "denied: unknown user or wrong password",
@@ -557,7 +558,7 @@ fn decisions_are_logged_at_debug_without_secrets() {
         "no rule applies",
     ] {
         let line = envoy
-            .wait_log(needle, wait)
+            .wait_log(needle, LOG_WAIT)
             .unwrap_or_else(|| panic!("no log line with {needle:?}:\n{}", envoy.log()));
         assert!(line.contains("[debug]"), "not at debug level: {line}");
     }
@@ -661,7 +662,9 @@ fn same_answers_as_envoys_native_basic_auth() {
         .start();
     let alice = basic("alice:wonderland");
     let token = &alice["Basic ".len()..];
-    let cases: Vec<(&str, &str, Vec<(&str, String)>)> = vec![
+    /// (method, path, request headers)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>);
+    let cases: Vec<Case> = vec![
         ("GET", "/", vec![]),
         ("POST", "/a/b?c=d", vec![]),
         ("GET", "/", vec![("authorization", alice.clone())]),
@@ -712,20 +715,14 @@ fn same_answers_as_envoys_native_basic_auth() {
 
 /// Envoy with the seed config and these HTTP connection manager options.
 fn with_hcm_options(options: Value) -> Envoy {
-    let echo = Server::echo();
-    let filters = [wasm_filter("basic-auth-0", PLUGIN, &seed().to_string())];
-    let mut config = bootstrap(&filters, "echo", &[static_cluster("echo", echo.addr())]);
-    let hcm = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"];
-    for (key, value) in options.as_object().unwrap() {
-        hcm[key] = value.clone();
-    }
-    let dir = target_dir().join("e2e").join(format!(
-        "{}-basic-auth-{}",
-        std::process::id(),
-        options.as_object().unwrap().len()
-    ));
-    Envoy::launch(&dir, &config, 1, Some(echo)).unwrap_or_else(|log| panic!("{log}"))
+    Stack::new()
+        .plugin(PLUGIN, seed())
+        .patch(move |config| {
+            for (key, value) in options.as_object().unwrap() {
+                hcm(config)[key] = value.clone();
+            }
+        })
+        .start()
 }
 
 #[test]

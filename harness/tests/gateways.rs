@@ -4,13 +4,14 @@
 //! configs, filter sets and modules under load without failing a request, and
 //! `build-all` writes manifests (with the real modules' sha256) or refuses bad files.
 
-use harness::envoy::{dist_dir, envoy_bin, target_dir};
+use harness::envoy::{dist_dir, end_with_parent, envoy_bin, target_dir, SIGTERM};
+use harness::scratch;
 use harness::Request;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,16 +24,6 @@ fn xtask_bin() -> PathBuf {
     }
 }
 
-/// A fresh directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = target_dir()
-        .join("e2e")
-        .join(format!("gateways-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Replaces `path` by atomic rename, as editors and build tools do.
 fn replace(path: &Path, bytes: &[u8]) {
     let tmp = path.with_file_name(format!(
@@ -41,6 +32,27 @@ fn replace(path: &Path, bytes: &[u8]) {
     ));
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Runs a command that should end by itself, giving up (killing it) after 60 s, so
+/// a regression that leaves `xtask run` serving fails the test instead of hanging it.
+fn output_within_a_minute(mut cmd: Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let (done, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match output.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("{cmd:?} still running after 60 s");
+        }
+    }
 }
 
 fn gateway_file(dir: &Path, name: &str, plugins: &str) -> PathBuf {
@@ -79,6 +91,8 @@ impl Run {
         if watch {
             cmd.arg("--watch");
         }
+        // SIGTERM is xtask's Ctrl-C: it stops its Envoy on the way out.
+        end_with_parent(&mut cmd, SIGTERM);
         let mut child = cmd.spawn().expect("start xtask run");
         let output = Arc::new(Mutex::new(String::new()));
         for stream in [
@@ -152,40 +166,43 @@ impl Run {
 
     /// Ctrl-C: SIGINT to xtask, which must stop Envoy and exit.
     fn interrupt(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
+        assert!(self.sigint(), "could not signal xtask run");
+        match self.wait_exit(Duration::from_secs(15)) {
+            Some(status) => status,
+            None => panic!("xtask run ignored SIGINT:\n{}", self.output()),
+        }
+    }
+
+    fn sigint(&self) -> bool {
+        Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()
-            .unwrap();
-        assert!(status.success());
+            .is_ok_and(|s| s.success())
+    }
+
+    /// xtask's exit status, if it exits within `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let start = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "xtask run ignored SIGINT:\n{}",
-                self.output()
-            );
+            if start.elapsed() > limit {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
 impl Drop for Run {
+    /// Ctrl-C first, so xtask stops its Envoy; SIGKILL if it does not exit.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-INT", &self.child.id().to_string()])
-                .status();
-            for _ in 0..100 {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            if !self.sigint() || self.wait_exit(Duration::from_secs(5)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
             }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }
@@ -213,7 +230,7 @@ fn pair(first: (&str, &str), second: (&str, &str)) -> String {
 
 #[test]
 fn run_chains_filters_by_phase_then_priority_then_name() {
-    let dir = scratch("order");
+    let dir = scratch("gateways-order");
     let modules = plugin_module().parent().unwrap().to_path_buf();
     // (case, file's first instance, second instance, which runs first)
     let cases = [
@@ -276,7 +293,7 @@ fn run_chains_filters_by_phase_then_priority_then_name() {
 
 #[test]
 fn run_config_passes_envoy_validate_and_ctrl_c_stops_everything() {
-    let dir = scratch("checks");
+    let dir = scratch("gateways-checks");
     let modules = plugin_module().parent().unwrap().to_path_buf();
     let file = gateway_file(
         &dir,
@@ -365,13 +382,16 @@ impl Load {
                     if stop.load(Ordering::SeqCst) || start.elapsed() > Duration::from_secs(180) {
                         break;
                     }
+                    // Stamped when sent: the log is in sending order, and a request
+                    // sent after a moment is one Envoy saw after it.
+                    let sent = Instant::now();
                     let resp = Request::get("/").header("x-team", "red").send(addr);
                     let outcome = match resp.status {
                         200 if resp.echoed().path == "/" => Outcome::Passed,
                         403 => Outcome::Denied(resp.text()),
                         _ => Outcome::Failed(format!("{} {}", resp.status, resp.text())),
                     };
-                    log.lock().unwrap().push((Instant::now(), outcome));
+                    log.lock().unwrap().push((sent, outcome));
                     std::thread::sleep(Duration::from_millis(2));
                 }
             })
@@ -393,7 +413,8 @@ impl Load {
             .collect()
     }
 
-    /// Waits for the first request answered with `new` after `t`; how long it took.
+    /// Waits for the first request sent after `t` and answered with `new`; how long
+    /// after `t` it was sent.
     fn wait_for(&self, t: Instant, new: &Outcome, limit: Duration) -> Duration {
         loop {
             if let Some((at, _)) = self.since(t).iter().find(|(_, o)| o == new) {
@@ -408,22 +429,44 @@ impl Load {
         }
     }
 
-    /// Stops the loop; every outcome, in order.
-    fn finish(mut self) -> Vec<(Instant, Outcome)> {
+    /// Waits until the last `run` requests sent after `t` were all answered with
+    /// `new`, and returns when the first of them was sent. Each request opens a new
+    /// connection, which the kernel hands to either of Envoy's two workers, so
+    /// from then on both run the new filter: each takes it at its own pace,
+    /// which on a busy machine can be a while after the first.
+    fn wait_steady(&self, t: Instant, new: &Outcome, run: usize, limit: Duration) -> Instant {
+        loop {
+            let since = self.since(t);
+            let tail = since.len().checked_sub(run).and_then(|i| since.get(i..));
+            if let Some(tail) = tail.filter(|tail| tail.iter().all(|(_, o)| o == new)) {
+                return tail[0].0;
+            }
+            assert!(
+                t.elapsed() < limit,
+                "not {run} answers in a row with {new:?} within {limit:?}; last: {:?}",
+                since.last()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    /// Stops the loop; every outcome, in order.
+    fn finish(mut self) -> Vec<(Instant, Outcome)> {
+        self.stop();
         std::mem::take(&mut *self.log.lock().unwrap())
     }
 }
 
 impl Drop for Load {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 
@@ -442,7 +485,7 @@ fn rebuilt(module: &[u8], tag: &str) -> Vec<u8> {
 
 #[test]
 fn run_watch_swaps_configs_filter_sets_and_modules_without_failing_a_request() {
-    let dir = scratch("swap");
+    let dir = scratch("gateways-swap");
     let modules = dir.join("modules");
     std::fs::create_dir_all(&modules).unwrap();
     let module = std::fs::read(plugin_module()).unwrap();
@@ -496,14 +539,15 @@ fn run_watch_swaps_configs_filter_sets_and_modules_without_failing_a_request() {
         let took = load.wait_for(t, &after, limit);
         swaps_seen += 1;
         run.wait_output("swapped", swaps_seen, limit);
-        // Let the new behaviour settle on every worker, then hold it a moment.
+        // Once every worker has the new behaviour, hold it a moment.
+        let settled = load.wait_steady(t, &after, 40, limit);
         std::thread::sleep(Duration::from_millis(700));
         for (at, outcome) in load.since(t) {
             assert!(
                 outcome == before || outcome == after,
                 "{what}: unexpected {outcome:?}"
             );
-            if at > t + took + Duration::from_millis(500) {
+            if at >= settled {
                 assert_eq!(outcome, after, "{what}: old behaviour came back");
             }
         }
@@ -605,7 +649,7 @@ fn run_watch_swaps_configs_filter_sets_and_modules_without_failing_a_request() {
 
 #[test]
 fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
-    let dir = scratch("build-all");
+    let dir = scratch("gateways-build-all");
     let gateways = dir.join("gateways");
     std::fs::create_dir_all(&gateways).unwrap();
     let out = dir.join("out");
@@ -615,16 +659,15 @@ fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
     )
     .unwrap();
     let build_all = || {
-        Command::new(xtask_bin())
-            .arg("build-all")
+        let mut cmd = Command::new(xtask_bin());
+        cmd.arg("build-all")
             .arg("--gateways")
             .arg(&gateways)
             .arg("--out")
             .arg(&out)
             .arg("--modules")
-            .arg(dist_dir())
-            .output()
-            .unwrap()
+            .arg(dist_dir());
+        output_within_a_minute(cmd)
     };
     let result = build_all();
     assert!(
@@ -668,16 +711,14 @@ fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
 
 #[test]
 fn run_refuses_a_bad_gateway_or_a_busy_port_up_front() {
-    let dir = scratch("refusals");
+    let dir = scratch("gateways-refusals");
     let run = |args: &[&str]| {
-        let out = Command::new(xtask_bin())
-            .arg("run")
+        let mut cmd = Command::new(xtask_bin());
+        cmd.arg("run")
             .args(args)
             .args(["--modules", &dist_dir().display().to_string()])
-            .env("ENVOY_BIN", envoy_bin())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+            .env("ENVOY_BIN", envoy_bin());
+        let out = output_within_a_minute(cmd);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -1,10 +1,9 @@
 //! header-authorization in a real Envoy: the seed's behaviour, repeated headers,
 //! custom header/values/deny response, debug logs, and configs Envoy must refuse.
 
-use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter};
+use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter, LOG_WAIT};
 use harness::{assert_config_refused, Envoy, Request, Server, Stack};
 use serde_json::json;
-use std::time::Duration;
 
 const PLUGIN: &str = "header-authorization";
 const DEFAULT_BODY: &str = "denied: header 'allow' is missing or not allowed\n";
@@ -13,7 +12,9 @@ const DEFAULT_BODY: &str = "denied: header 'allow' is missing or not allowed\n";
 fn seed_behaviour_with_no_configuration() {
     // Istio sends no configuration at all when pluginConfig is absent.
     let envoy = Stack::new().plugin_raw(PLUGIN, "").start();
-    let cases: &[(&str, &[(&str, &str)], u16)] = &[
+    /// (case, request headers, expected status)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16);
+    let cases: &[Case] = &[
         ("missing header", &[], 403),
         ("allow: true", &[("allow", "true")], 200),
         ("allow: false", &[("allow", "false")], 403),
@@ -87,14 +88,13 @@ fn decisions_are_logged_at_debug_with_the_context_id() {
     envoy.get("/", &[]);
     envoy.get("/", &[("allow", "false")]);
     envoy.send(&Request::get("/").header("allow", "true"));
-    let wait = Duration::from_secs(5);
     for needle in [
         "header 'allow' missing: denied",
         "header 'allow' not allowed: denied",
         "header 'allow' allowed",
     ] {
         let line = envoy
-            .wait_log(needle, wait)
+            .wait_log(needle, LOG_WAIT)
             .unwrap_or_else(|| panic!("no log line with {needle:?}:\n{}", envoy.log()));
         assert!(line.contains("[debug]"), "not at debug level: {line}");
         let before = &line[..line.find(needle).unwrap()];

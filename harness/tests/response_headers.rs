@@ -3,11 +3,10 @@
 //! request-side changes seen by the upstream, error responses and local replies,
 //! ordering with header-authorization, and configs Envoy must refuse.
 
-use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter};
-use harness::{assert_config_refused, Envoy, Request, Response, Server, Stack};
+use harness::envoy::{hcm, static_cluster};
+use harness::{assert_config_refused, Envoy, Request, Response, Stack};
 use serde_json::{json, Value};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const PLUGIN: &str = "response-headers";
 
@@ -27,36 +26,17 @@ fn get(envoy: &Envoy, path: &str, headers: &[(String, String)]) -> Response {
     envoy.send(&req)
 }
 
-static CUSTOM: AtomicUsize = AtomicUsize::new(0);
-
 /// Starts Envoy with the given wasm `filters` (plugin, configuration) and an echo
 /// upstream, after `patch` has edited the bootstrap: for connection-manager options
 /// the shared `Stack` does not expose (`server_header_transformation`), or an
 /// upstream that is down.
-fn start_patched(filters: &[(&str, Value)], patch: impl FnOnce(&mut Value)) -> Envoy {
-    let echo = Server::echo();
-    let filters: Vec<Value> = filters
+fn start_patched(filters: &[(&str, Value)], patch: impl FnOnce(&mut Value) + 'static) -> Envoy {
+    let stack = filters
         .iter()
-        .enumerate()
-        .map(|(i, (plugin, config))| {
-            wasm_filter(&format!("{plugin}-{i}"), plugin, &config.to_string())
-        })
-        .collect();
-    let mut config = bootstrap(&filters, "echo", &[static_cluster("echo", echo.addr())]);
-    patch(&mut config);
-    let dir = target_dir().join("e2e").join(format!(
-        "response-headers-{}-{}",
-        std::process::id(),
-        CUSTOM.fetch_add(1, Ordering::SeqCst)
-    ));
-    Envoy::launch(&dir, &config, 1, Some(echo))
-        .unwrap_or_else(|log| panic!("Envoy did not start:\n{log}"))
-}
-
-/// The connection manager's config inside a bootstrap from `harness::envoy::bootstrap`.
-fn hcm(config: &mut Value) -> &mut Value {
-    &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"]
+        .fold(Stack::new(), |stack, (plugin, config)| {
+            stack.plugin(plugin, config.clone())
+        });
+    stack.patch(patch).start()
 }
 
 #[test]
@@ -256,8 +236,9 @@ fn server_header_depends_on_the_connection_manager() {
         (Some("PASS_THROUGH"), &set, &["mesh"]),
     ];
     for (mode, config, server) in cases {
-        let envoy = start_patched(&[(PLUGIN, (*config).clone())], |c| {
-            if let Some(mode) = mode {
+        let patched = mode.map(str::to_string);
+        let envoy = start_patched(&[(PLUGIN, (*config).clone())], move |c| {
+            if let Some(mode) = patched {
                 hcm(c)["server_header_transformation"] = json!(mode);
             }
         });
@@ -400,7 +381,7 @@ fn local_replies_from_later_filters_get_the_headers() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let envoy = start_patched(&[(PLUGIN, config)], |c| {
+    let envoy = start_patched(&[(PLUGIN, config)], move |c| {
         c["static_resources"]["clusters"] = json!([static_cluster("echo", closed)]);
     });
     let resp = envoy.get("/", &[]);

@@ -1,14 +1,14 @@
 //! `cargo xtask bench`: what each plugin costs per request, in Envoy CPU time,
 //! beside the native Envoy filter that does the same job. Each case runs in its own
-//! Envoy (one worker) with one keep-alive client; the cost is Envoy's CPU time
+//! Envoy (one worker) under 16 keep-alive connections; the cost is Envoy's CPU time
 //! (all threads, from /proc schedstat) divided by the requests sent, minus the same
 //! figure for an Envoy with no filter.
 
-use crate::util::Result;
+use crate::util::{Args, Result};
 use crate::{build, envoy};
-use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter};
+use harness::envoy::{hcm, static_cluster};
 use harness::http::Connection;
-use harness::{Envoy, Reply, Request, Server};
+use harness::{Reply, Request, Server, Stack};
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -154,17 +154,15 @@ fn cases() -> Vec<Case> {
 
 pub fn run_command(args: &[String]) -> Result<()> {
     let mut requests = 10000;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
+    let mut args = Args::new("bench", args);
+    while let Some(flag) = args.flag() {
+        match flag {
             "--requests" => {
                 requests = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or("--requests takes a positive number")?;
+                    .parsed::<std::num::NonZeroUsize>(flag, "a positive number")?
+                    .get()
             }
-            other => return Err(format!("bench: unexpected argument '{other}'")),
+            other => return Err(args.unexpected(other)),
         }
     }
     build::build(&build::plugins()?)?;
@@ -180,9 +178,9 @@ pub fn run_command(args: &[String]) -> Result<()> {
     let mut rates: Vec<f64> = vec![0.0; cases.len()];
     // Rounds interleave the cases, so a burst of other load on the machine spreads
     // over all of them instead of skewing one; the median of the rounds is shown.
-    for round in 0..ROUNDS {
+    for _ in 0..ROUNDS {
         for (i, case) in cases.iter().enumerate() {
-            let envoy = start(case, &auth, round)?;
+            let envoy = start(case, &auth)?;
             let mut request = Request::get("/bench");
             for (name, value) in case.headers {
                 request = request.header(name, value);
@@ -220,29 +218,24 @@ pub fn run_command(args: &[String]) -> Result<()> {
 }
 
 /// An Envoy running `case`'s filters in front of a direct 200 response.
-fn start(case: &Case, auth: &Server, round: usize) -> Result<harness::Envoy> {
-    let filters: Vec<Value> = case
-        .filters
-        .iter()
-        .enumerate()
-        .map(|(i, filter)| match filter {
-            Filter::Plugin(plugin, config) => {
-                wasm_filter(&format!("{plugin}-{i}"), plugin, &config.to_string())
-            }
-            Filter::Native(filter) => filter.clone(),
-        })
-        .collect();
-    let mut config = bootstrap(&filters, "auth", &[static_cluster("auth", auth.addr())]);
-    let hcm = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"];
-    hcm["route_config"]["virtual_hosts"][0]["routes"][0] = json!({
-        "match": {"prefix": "/"},
-        "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}
-    });
-    let dir = target_dir()
-        .join("bench")
-        .join(format!("{round}-{}", case.name.trim()));
-    Envoy::launch_with(&dir, &config, 1, "info", None)
+fn start(case: &Case, auth: &Server) -> Result<harness::Envoy> {
+    let mut stack = Stack::new()
+        .quiet()
+        .cluster(static_cluster("auth", auth.addr()))
+        .patch(|config| {
+            hcm(config)["route_config"]["virtual_hosts"][0]["routes"][0] = json!({
+                "match": {"prefix": "/"},
+                "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}
+            });
+        });
+    for filter in &case.filters {
+        stack = match filter {
+            Filter::Plugin(plugin, config) => stack.plugin(plugin, config.clone()),
+            Filter::Native(filter) => stack.filter(filter.clone()),
+        };
+    }
+    stack
+        .try_start()
         .map_err(|log| format!("{}: Envoy did not start:\n{log}", case.name))
 }
 

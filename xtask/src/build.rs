@@ -6,7 +6,8 @@
 use crate::gateway::{self, Gateway};
 use crate::manifests;
 use crate::toolchain::{self, Toolchain, TARGET};
-use crate::util::{root, run, target_dir, Result};
+use crate::util::{root, run, Args, Result};
+use harness::envoy::target_dir;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,19 +24,14 @@ pub fn run_command(args: &[String]) -> Result<()> {
     let mut only: Option<String> = None;
     let mut out = root().join("manifests");
     let mut modules_dir: Option<PathBuf> = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .cloned()
-                .ok_or_else(|| format!("build-all: {arg} needs a value"))
-        };
-        match arg.as_str() {
-            "--gateways" => gateways_path = gateway::given(value()?)?,
-            "--gateway" => only = Some(value()?),
-            "--out" => out = PathBuf::from(value()?),
-            "--modules" => modules_dir = Some(PathBuf::from(value()?)),
-            _ => return Err(format!("build-all: unexpected argument '{arg}'")),
+    let mut args = Args::new("build-all", args);
+    while let Some(flag) = args.flag() {
+        match flag {
+            "--gateways" => gateways_path = gateway::given(args.value(flag)?)?,
+            "--gateway" => only = Some(args.value(flag)?),
+            "--out" => out = PathBuf::from(args.value(flag)?),
+            "--modules" => modules_dir = Some(PathBuf::from(args.value(flag)?)),
+            other => return Err(args.unexpected(other)),
         }
     }
     // Every config is checked before anything is built or written.
@@ -153,31 +149,43 @@ pub fn build(plugins: &[String]) -> Result<Vec<Module>> {
         .iter()
         .map(|plugin| {
             let built = out_dir.join(format!("{}.wasm", plugin.replace('-', "_")));
-            let path = dist.join(format!("{plugin}.wasm"));
-            // Write beside the final name and rename, so an Envoy watching the file
-            // never sees half a module.
-            let tmp = dist.join(format!(".{plugin}.wasm.tmp"));
-            shrink(wasm_opt.as_deref(), &built, &tmp)?;
-            std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let sha256 = hex(&Sha256::digest(&bytes));
+            let path = module_path(&dist, plugin);
+            let source = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+            let source_sha = hex(&Sha256::digest(&source));
+            // wasm-opt takes seconds per module on two cores and most builds change
+            // one plugin at most: a module keeps its shrunk copy while the stamp
+            // says it was made, the way wanted now, from the same build.
+            let stamp = dist.join(format!(".{plugin}.wasm.made-from"));
+            let wanted = if wasm_opt.is_some() {
+                "wasm-opt"
+            } else {
+                "copy"
+            };
+            let made = std::fs::read_to_string(&stamp).unwrap_or_default();
+            let module = match module_info(plugin, &path) {
+                Ok(m) if made == format!("{source_sha} {wanted} {}", m.sha256) => m,
+                _ => {
+                    // Written beside the final name and renamed, so an Envoy
+                    // watching the file never sees half a module.
+                    let tmp = dist.join(format!(".{plugin}.wasm.tmp"));
+                    let how = shrink(wasm_opt.as_deref(), &built, &tmp)?;
+                    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let m = module_info(plugin, &path)?;
+                    std::fs::write(&stamp, format!("{source_sha} {how} {}", m.sha256))
+                        .map_err(|e| format!("{}: {e}", stamp.display()))?;
+                    m
+                }
+            };
             let sum = dist.join(format!("{plugin}.wasm.sha256"));
-            std::fs::write(&sum, format!("{sha256}  {plugin}.wasm\n"))
+            std::fs::write(&sum, format!("{}  {plugin}.wasm\n", module.sha256))
                 .map_err(|e| format!("{}: {e}", sum.display()))?;
-            Ok(Module {
-                plugin: plugin.clone(),
-                size: bytes.len() as u64,
-                sha256,
-            })
+            Ok(module)
         })
         .collect()
 }
 
-fn shrink(
-    wasm_opt: Option<&std::path::Path>,
-    from: &std::path::Path,
-    to: &std::path::Path,
-) -> Result<()> {
+/// Copies `from` to `to` through `wasm-opt -Oz` when there is one; says which it did.
+fn shrink(wasm_opt: Option<&Path>, from: &Path, to: &Path) -> Result<&'static str> {
     if let Some(wasm_opt) = wasm_opt {
         let mut cmd = Command::new(wasm_opt);
         cmd.arg("-Oz")
@@ -193,12 +201,12 @@ fn shrink(
             .arg("-o")
             .arg(to);
         match run(&mut cmd) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok("wasm-opt"),
             Err(e) => println!("warning: {e}; keeping the unshrunk module"),
         }
     }
     std::fs::copy(from, to)
-        .map(drop)
+        .map(|_| "copy")
         .map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))
 }
 

@@ -402,39 +402,30 @@ fn parse_instance(
         Some(node) => dns_label(&node).map_err(err)?,
         None => plugin.name.to_string(),
     };
-    let phase = match fields.get("phase") {
-        None => Phase::Unspecified,
-        Some(node) => {
-            let text = node.str().map_err(err)?;
-            Phase::ALL
-                .into_iter()
-                .find(|p| p.as_str() == text)
-                .ok_or_else(|| {
-                    err(node.error(format!(
-                        "unknown phase '{text}' (expected AUTHN, AUTHZ, STATS or UNSPECIFIED_PHASE)"
-                    )))
-                })?
-        }
-    };
+    let phase = fields
+        .get("phase")
+        .map(|node| one_of(&node, "phase", &Phase::ALL, Phase::as_str))
+        .transpose()
+        .map_err(err)?
+        .unwrap_or(Phase::Unspecified);
     let priority = fields
         .opt_int_in("priority", i64::from(i32::MIN)..=i64::from(i32::MAX))
         .map_err(err)?
         .and_then(|p| i32::try_from(p).ok())
         .unwrap_or(0);
-    let fail_strategy = match fields.get("failStrategy") {
-        None => FailStrategy::FailClose,
-        Some(node) => {
-            let text = node.str().map_err(err)?;
-            FailStrategy::ALL
-                .into_iter()
-                .find(|f| f.as_str() == text)
-                .ok_or_else(|| {
-                    err(node.error(format!(
-                        "unknown failStrategy '{text}' (expected FAIL_CLOSE, FAIL_OPEN or FAIL_RELOAD)"
-                    )))
-                })?
-        }
-    };
+    let fail_strategy = fields
+        .get("failStrategy")
+        .map(|node| {
+            one_of(
+                &node,
+                "failStrategy",
+                &FailStrategy::ALL,
+                FailStrategy::as_str,
+            )
+        })
+        .transpose()
+        .map_err(err)?
+        .unwrap_or(FailStrategy::FailClose);
     let config = fields.get("config").map(|n| n.value.clone());
     let empty = Value::Object(Default::default());
     // The very parse the plugin runs in on_configure.
@@ -480,6 +471,27 @@ fn parse_instance(
         image_pull_secret,
         checked,
     })
+}
+
+/// The value among `all` that `node` names; `what` is the field, for the error.
+fn one_of<T: Copy>(
+    node: &Node,
+    what: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, ConfigError> {
+    let text = node.str()?;
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+            let expected = match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                _ => names.join(""),
+            };
+            node.error(format!("unknown {what} '{text}' (expected {expected})"))
+        })
 }
 
 /// A lowercase RFC 1123 label: gateway and instance names become Kubernetes names.
@@ -634,17 +646,7 @@ fn check_match(node: &Node) -> Result<(), ConfigError> {
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use crate::util::target_dir;
-
-    /// A fresh scratch directory under the target directory.
-    pub fn scratch(name: &str) -> PathBuf {
-        let dir = target_dir()
-            .join("tmp")
-            .join(format!("xtask-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use harness::scratch;
 
     const GOOD: &str = "\
 name: gw
@@ -986,7 +988,7 @@ plugins:
 
     #[test]
     fn errors_name_the_file_and_every_bad_file_is_reported() {
-        let dir = scratch("errors");
+        let dir = scratch("xtask-errors");
         std::fs::write(dir.join("gw.yaml"), format!("{GOOD}  - plugin: nope\n")).unwrap();
         std::fs::write(dir.join("ok.yaml"), GOOD.replace("name: gw", "name: ok")).unwrap();
         std::fs::write(dir.join("zz.yml"), "name: zz\n").unwrap();

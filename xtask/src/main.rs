@@ -14,6 +14,7 @@ mod toolchain;
 mod util;
 mod yaml;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -31,11 +32,24 @@ commands:
                chains them, with an echo upstream; --watch rebuilds and swaps
                filters in the running Envoy when plugins/, common/ or the
                gateway file change (--port 0 picks a free port)
-  test         native unit tests, then end-to-end tests in a real Envoy
-  bench        per-request Envoy CPU cost of each plugin beside its native twin
+  test [-- ARGS]
+               native unit tests, clippy on the plugins and common, then the
+               end-to-end tests in a real Envoy (ARGS go to that cargo test:
+               a test name filter, --nocapture)
+  bench [--requests N]
+               per-request Envoy CPU cost of each plugin beside its native twin,
+               N requests per case and round (default 10000)
 ";
 
 fn main() -> ExitCode {
+    // Cargo reads a relative CARGO_TARGET_DIR from the directory it was run in, and
+    // built xtask there; xtask runs cargo and the tests from the workspace root (and
+    // the tests from their crate's), so it pins the directory down for all of them.
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        if let (true, Ok(cwd)) = (Path::new(&dir).is_relative(), std::env::current_dir()) {
+            std::env::set_var("CARGO_TARGET_DIR", cwd.join(dir));
+        }
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build-all") => build::run_command(&args[1..]),
@@ -46,7 +60,10 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        _ => {
+        other => {
+            if let Some(command) = other {
+                eprintln!("error: unknown command '{command}'\n");
+            }
             eprint!("{USAGE}");
             return ExitCode::from(2);
         }

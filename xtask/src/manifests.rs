@@ -149,9 +149,10 @@ pub fn write(out: &Path, gateway: &str, files: &[(String, String)]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::tests::{known, scratch, BAD, BAD_FILES};
+    use crate::gateway::tests::{known, BAD, BAD_FILES};
     use crate::gateway::{default_dir, select, version};
     use crate::util::root;
+    use harness::scratch;
     use serde_json::{json, Value};
     use std::collections::BTreeMap;
     use std::path::PathBuf;
@@ -354,7 +355,7 @@ mod tests {
 
     #[test]
     fn file_and_https_urls_carry_the_module_sha256() {
-        let dir = scratch("urls");
+        let dir = scratch("xtask-urls");
         let sha = |plugin: &str| Ok(format!("{plugin}-digest"));
         for (url, module) in [
             (
@@ -381,7 +382,7 @@ mod tests {
 
     #[test]
     fn output_is_byte_for_byte_deterministic() {
-        let dir = scratch("determinism");
+        let dir = scratch("xtask-determinism");
         for gateway in select(&default_dir(), None).unwrap() {
             let a = render(&gateway, &no_sha).unwrap();
             let again = select(&gateway.file, None).unwrap().remove(0);
@@ -429,7 +430,7 @@ mod tests {
 
     #[test]
     fn build_all_writes_manifests_and_replaces_stale_ones() {
-        let dir = scratch("build-all");
+        let dir = scratch("xtask-build-all");
         let modules = fake_modules(&dir);
         let gateways = dir.join("gateways");
         std::fs::create_dir_all(&gateways).unwrap();
@@ -471,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_bad_gateway_file_writes_nothing() {
-        let dir = scratch("bad-build-all");
+        let dir = scratch("xtask-bad-build-all");
         let modules = fake_modules(&dir);
         let gateways = dir.join("gateways");
         std::fs::create_dir_all(&gateways).unwrap();
@@ -519,7 +520,7 @@ mod tests {
 
     #[test]
     fn a_missing_or_invalid_module_stops_before_writing() {
-        let dir = scratch("bad-module");
+        let dir = scratch("xtask-bad-module");
         let modules = fake_modules(&dir);
         let gateways = dir.join("gateways");
         std::fs::create_dir_all(&gateways).unwrap();

@@ -8,6 +8,7 @@
 //! [`Checked::passive`] (never denies) or [`Checked::auth_cluster`] (calls a cluster).
 //! A test checks that every directory under `plugins/` has its entry here.
 
+use crate::run::DEMO_TOKEN;
 use common::ConfigError;
 use serde_json::Value;
 
@@ -42,7 +43,7 @@ impl Checked {
     pub fn auth_cluster(cluster: String) -> Self {
         Checked {
             auth_cluster: Some(cluster),
-            pass_headers: Some(vec![("authorization".into(), "Bearer demo".into())]),
+            pass_headers: Some(vec![("authorization".into(), DEMO_TOKEN.into())]),
         }
     }
 }

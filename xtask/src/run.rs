@@ -9,8 +9,9 @@
 
 use crate::build::{self, module_info, module_path};
 use crate::gateway::{self, Gateway};
-use crate::util::{target_dir, Result};
+use crate::util::{Args, Result};
 use crate::{envoy, util};
+use harness::envoy::target_dir;
 use harness::envoy::{bootstrap, static_cluster, wasm_plugin_config};
 use harness::{Envoy, Reply, Request, Server};
 use serde_json::{json, Value};
@@ -42,25 +43,15 @@ fn options(args: &[String]) -> Result<Options> {
         watch: false,
         modules: None,
     };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .cloned()
-                .ok_or_else(|| format!("run: {arg} needs a value"))
-        };
-        match arg.as_str() {
-            "--gateways" => opts.gateways = gateway::given(value()?)?,
-            "--gateway" => opts.gateway = Some(value()?),
-            "--port" => {
-                let v = value()?;
-                opts.port = v
-                    .parse()
-                    .map_err(|_| format!("run: --port {v}: expected 0..=65535"))?;
-            }
+    let mut args = Args::new("run", args);
+    while let Some(flag) = args.flag() {
+        match flag {
+            "--gateways" => opts.gateways = gateway::given(args.value(flag)?)?,
+            "--gateway" => opts.gateway = Some(args.value(flag)?),
+            "--port" => opts.port = args.parsed(flag, "0..=65535")?,
             "--watch" => opts.watch = true,
-            "--modules" => opts.modules = Some(PathBuf::from(value()?)),
-            _ => return Err(format!("run: unexpected argument '{arg}'")),
+            "--modules" => opts.modules = Some(PathBuf::from(args.value(flag)?)),
+            other => return Err(args.unexpected(other)),
         }
     }
     Ok(opts)
@@ -749,16 +740,17 @@ impl Watcher {
     }
 
     /// A change since the last poll, once the files have stopped changing (editors
-    /// often write in several steps).
+    /// often write in several steps), or after 5 s of steady writing, so a file
+    /// that never stops changing cannot keep Ctrl-C waiting.
     fn poll(&mut self) -> Option<Change> {
         let mut now = self.snapshot();
         if now == self.last {
             return None;
         }
-        loop {
+        for _ in 0..50 {
             std::thread::sleep(Duration::from_millis(100));
             let again = self.snapshot();
-            if again == now {
+            if again == now || STOP.load(Ordering::SeqCst) {
                 break;
             }
             now = again;

@@ -3,8 +3,9 @@
 //! `rustup target add` cannot be relied on (it hangs without its download server).
 
 use crate::util::{apt_install, can_apt_install, output, which, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 pub const TARGET: &str = "wasm32-wasip1";
 
@@ -44,21 +45,25 @@ impl Toolchain {
             );
             return Ok(Toolchain::Debian);
         }
+        let mut tried = String::new();
         if can_apt_install() {
             println!("no {TARGET} std in the rustup toolchain and Debian's rustc-web is missing: installing it");
             let mut packages = DEBIAN_PACKAGES.to_vec();
             if which("wasm-opt").is_none() {
                 packages.push(SHRINKER);
             }
-            apt_install(&packages)?;
-            if debian_ready() {
-                println!("wasm toolchain: Debian rustc-web with -Zbuild-std (just installed)");
-                return Ok(Toolchain::Debian);
+            match apt_install(&packages) {
+                Ok(()) if debian_ready() => {
+                    println!("wasm toolchain: Debian rustc-web with -Zbuild-std (just installed)");
+                    return Ok(Toolchain::Debian);
+                }
+                Ok(()) => tried = " (installed the Debian packages, yet parts are missing)".into(),
+                Err(e) => tried = format!(" (installing the Debian packages failed: {e})"),
             }
         }
         Err(format!(
-            "no way to build {TARGET} here. Either run `rustup target add {TARGET}` (needs \
-             rustup's download server), or on Debian 12 as root: `apt-get install {}`",
+            "no way to build {TARGET} here{tried}. Either run `rustup target add {TARGET}` \
+             (needs rustup's download server), or on Debian 12 as root: `apt-get install {}`",
             DEBIAN_PACKAGES.join(" ")
         ))
     }
@@ -83,7 +88,9 @@ impl Toolchain {
                     .env_remove("RUSTDOC")
                     .env("RUSTC_BOOTSTRAP", "1")
                     .env("CARGO_TARGET_WASM32_WASIP1_LINKER", DEBIAN_LINKER)
-                    .env("RUSTFLAGS", format!("-L {WASI_LIBC}"));
+                    .env("RUSTFLAGS", format!("-L {WASI_LIBC}"))
+                    // Cargo prefers it to RUSTFLAGS, which would drop the -L above.
+                    .env_remove("CARGO_ENCODED_RUSTFLAGS");
                 cmd
             }
         }
@@ -116,16 +123,17 @@ fn debian_ready() -> bool {
 }
 
 /// `wasm-opt` if binaryen is installed or can be; `None` means modules stay unshrunk.
-pub fn wasm_opt() -> Option<std::path::PathBuf> {
-    if let Some(path) = which("wasm-opt") {
-        return Some(path);
-    }
-    if can_apt_install() {
-        if let Err(e) = apt_install(&[SHRINKER]) {
-            println!(
-                "warning: could not install binaryen ({e}); modules are not shrunk with wasm-opt"
-            );
-        }
-    }
-    which("wasm-opt")
+/// Looked for once per run, so `run --watch` does not retry apt on every rebuild.
+pub fn wasm_opt() -> Option<PathBuf> {
+    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            if which("wasm-opt").is_none() && can_apt_install() {
+                if let Err(e) = apt_install(&[SHRINKER]) {
+                    println!("warning: could not install binaryen ({e})");
+                }
+            }
+            which("wasm-opt")
+        })
+        .clone()
 }
