@@ -205,6 +205,8 @@ extern "C" {
 
 const OK: u32 = 0;
 
+type WriteCall = unsafe extern "C" fn(MapType, *const u8, usize, *const u8, usize) -> u32;
+
 /// Panic-free edits of one of the current stream's header maps. Each call says
 /// whether the host accepted it (it refuses, for example, a map that is no longer
 /// available in this phase); the caller decides whether that fails closed.
@@ -234,24 +236,19 @@ impl HostHeaders {
 
     /// Adds one more value of `name`, keeping existing ones.
     pub fn add(self, name: &str, value: &[u8]) -> bool {
-        // SAFETY: both slices are valid for the duration of the call.
-        let status = unsafe {
-            proxy_add_header_map_value(
-                self.0,
-                name.as_ptr(),
-                name.len(),
-                value.as_ptr(),
-                value.len(),
-            )
-        };
-        status == OK
+        self.write(proxy_add_header_map_value, name, value)
     }
 
     /// Replaces every value of `name` with `value` (adds it when absent).
     pub fn replace(self, name: &str, value: &[u8]) -> bool {
+        self.write(proxy_replace_header_map_value, name, value)
+    }
+
+    /// `add` and `replace` take the same arguments; only the host call differs.
+    fn write(self, call: WriteCall, name: &str, value: &[u8]) -> bool {
         // SAFETY: both slices are valid for the duration of the call.
         let status = unsafe {
-            proxy_replace_header_map_value(
+            call(
                 self.0,
                 name.as_ptr(),
                 name.len(),
