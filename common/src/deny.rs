@@ -56,8 +56,14 @@ impl DenyResponse {
         let (mut status, mut body, mut headers) = (default_status, default_body.into(), Vec::new());
         if let Some(node) = node {
             let mut fields = node.fields()?;
-            if let Some(value) = fields.opt_int_in("status", 200..=599)? {
-                status = value as u32;
+            if let Some(node) = fields.get("status") {
+                status = node.int_in(200..=599)? as u32;
+                if must_not_have_body(status) {
+                    return Err(node.error(format!(
+                        "{status} cannot be a denial: a {status} response has no body, \
+                         and a denial sent with one breaks the client's connection"
+                    )));
+                }
             }
             if let Some(value) = fields.opt_str("body")? {
                 body = value.to_string();
@@ -69,6 +75,13 @@ impl DenyResponse {
         }
         Ok(DenyResponse::new(status, body, headers))
     }
+}
+
+/// Statuses whose responses carry no content (RFC 9110 §15.3.5, §15.3.6, §15.4.5).
+/// Envoy sends a local reply's body whatever the status, and a keep-alive client
+/// then reads those bytes as the start of the next response.
+pub fn must_not_have_body(status: u32) -> bool {
+    matches!(status, 100..=199 | 204 | 205 | 304)
 }
 
 /// Reads a `{"name": "value"}` object of response headers. Framing headers are
@@ -133,6 +146,9 @@ mod tests {
         let cases = [
             (json!({"deny": {"status": 700}}), "deny.status: must be 200..=599, got 700"),
             (json!({"deny": {"status": 199}}), "deny.status: must be 200..=599, got 199"),
+            (json!({"deny": {"status": 204}}), "deny.status: 204 cannot be a denial: a 204 response has no body, and a denial sent with one breaks the client's connection"),
+            (json!({"deny": {"status": 205}}), "deny.status: 205 cannot be a denial: a 205 response has no body, and a denial sent with one breaks the client's connection"),
+            (json!({"deny": {"status": 304}}), "deny.status: 304 cannot be a denial: a 304 response has no body, and a denial sent with one breaks the client's connection"),
             (json!({"deny": {"status": "403"}}), "deny.status: expected a whole number, got a string"),
             (json!({"deny": {"body": 1}}), "deny.body: expected a string, got a number"),
             (json!({"deny": {"headers": {"a b": "1"}}}), "deny.headers.a b: 'a b' is not a valid header name (RFC 9110 token)"),

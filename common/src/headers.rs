@@ -63,6 +63,20 @@ pub fn check_value<'a>(node: &Node<'_>, value: &'a str) -> Result<&'a str, Confi
     Ok(value)
 }
 
+/// True when `name` (lowercase, as a client sent it) is `canonical` spelled with
+/// any mix of `-` and `_`. Envoy passes names with underscores by default
+/// (`headers_with_underscores_action: ALLOW`), and CGI-style frameworks (WSGI,
+/// Rack, PHP, Spring's CGI mapping) fold both to one variable (`HTTP_X_USER`), so a
+/// client-sent `x_user` can stand in for a plugin-set `x-user`. A plugin that sets
+/// a header from an authenticated source removes every such spelling first.
+pub fn is_spelling_of(name: &[u8], canonical: &str) -> bool {
+    name.len() == canonical.len()
+        && name
+            .iter()
+            .zip(canonical.bytes())
+            .all(|(&a, b)| a == b || (matches!(a, b'-' | b'_') && matches!(b, b'-' | b'_')))
+}
+
 /// The pairs of a header map as the host serializes it: a little-endian u32 count,
 /// then a (name length, value length) u32 pair per header, then each name and value
 /// followed by a NUL. Reading it in place costs one buffer per request instead of
@@ -166,6 +180,27 @@ mod tests {
             check_value(&node, "text/plain; q=1").unwrap(),
             "text/plain; q=1"
         );
+    }
+
+    #[test]
+    fn spellings() {
+        for (name, canonical, same) in [
+            ("x-user", "x-user", true),
+            ("x_user", "x-user", true),
+            ("x_user_id", "x-user-id", true),
+            ("x-user_id", "x_user-id", true),
+            ("x-users", "x-user", false),
+            ("xuser", "x-user", false),
+            ("x.user", "x-user", false),
+            ("x-usex", "x-user", false),
+            ("", "", true),
+        ] {
+            assert_eq!(
+                is_spelling_of(name.as_bytes(), canonical),
+                same,
+                "{name} {canonical}"
+            );
+        }
     }
 
     #[test]

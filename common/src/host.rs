@@ -1,6 +1,7 @@
 //! The thin edge between plugin logic and the proxy-wasm host: a generic root
 //! context that parses config once, level-checked logging, a panic-free header map
-//! read, and sending a deny response. Only the wasm adapters call into this module.
+//! read, sending a deny response, and gauges in Envoy's stats. Only the wasm
+//! adapters call into this module.
 
 use crate::config::ConfigError;
 use crate::deny::DenyResponse;
@@ -10,7 +11,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use std::fmt;
 use std::marker::PhantomData;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 /// What a plugin crate tells the shared root context.
 pub trait Plugin: 'static {
@@ -51,6 +52,7 @@ impl<P: Plugin> Context for Root<P> {}
 impl<P: Plugin> RootContext for Root<P> {
     fn on_configure(&mut self, _size: usize) -> bool {
         refresh_log_level();
+        define_memory_gauge(P::NAME);
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         match P::configure(&bytes) {
             Ok(config) => {
@@ -76,6 +78,7 @@ impl<P: Plugin> RootContext for Root<P> {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        report_memory();
         // Without a valid configuration Envoy does not create streams for us. If it
         // ever did, the stream is refused with a local reply: returning `None` here
         // would make the SDK panic, killing the VM for every later request.
@@ -159,6 +162,13 @@ pub fn warn(message: fmt::Arguments<'_>) {
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     fn proxy_get_log_level(return_level: *mut u32) -> u32;
     fn proxy_get_header_map_pairs(
         map_type: MapType,
@@ -344,4 +354,76 @@ fn send_local(status: u32, details: &str, wire_headers: &[u8], body: &[u8]) -> b
         )
     };
     status == OK
+}
+
+/// A gauge in Envoy's stats, shown by the admin `/stats` as `wasmcustom.<name>`.
+/// Defining or setting it never fails a request: a host that refuses the metric
+/// leaves a gauge that records nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Gauge(Option<u32>);
+
+impl Gauge {
+    /// Defines (or finds again: Envoy keys stats by name) the gauge `name`.
+    pub fn define(name: &str) -> Gauge {
+        let mut id: u32 = 0;
+        // SAFETY: the slice and the out-pointer are valid for the call. 1 is
+        // proxy-wasm's MetricType::Gauge.
+        let status = unsafe { proxy_define_metric(1, name.as_ptr(), name.len(), &mut id) };
+        Gauge((status == OK).then_some(id))
+    }
+
+    /// A gauge that records nothing (before one is defined).
+    pub const fn none() -> Gauge {
+        Gauge(None)
+    }
+
+    pub fn set(self, value: u64) {
+        if let Some(id) = self.0 {
+            // SAFETY: no pointers.
+            let _ = unsafe { proxy_record_metric(id, value) };
+        }
+    }
+}
+
+// The VM's linear memory, reported as `<plugin>.wasm_memory_bytes`: V8 traps a VM
+// whose memory reaches 1 GiB, so an operator can watch the distance to it. Wasm
+// memory only grows, so the gauge is written when it has grown since the last
+// report: one `memory.size` instruction per stream, a host call only on growth.
+const NO_GAUGE: u32 = u32::MAX;
+static MEMORY_GAUGE: AtomicU32 = AtomicU32::new(NO_GAUGE);
+static MEMORY_REPORTED: AtomicUsize = AtomicUsize::new(0);
+
+fn define_memory_gauge(plugin: &str) {
+    if MEMORY_GAUGE.load(Ordering::Relaxed) != NO_GAUGE {
+        return;
+    }
+    if let Gauge(Some(id)) = Gauge::define(&format!("{plugin}.wasm_memory_bytes")) {
+        MEMORY_GAUGE.store(id, Ordering::Relaxed);
+        MEMORY_REPORTED.store(0, Ordering::Relaxed);
+        report_memory();
+    }
+}
+
+fn report_memory() {
+    let bytes = memory_bytes();
+    if bytes == MEMORY_REPORTED.load(Ordering::Relaxed) {
+        return;
+    }
+    let id = MEMORY_GAUGE.load(Ordering::Relaxed);
+    if id != NO_GAUGE {
+        MEMORY_REPORTED.store(bytes, Ordering::Relaxed);
+        Gauge(Some(id)).set(bytes as u64);
+    }
+}
+
+/// The size of the VM's linear memory in bytes (0 outside wasm).
+pub fn memory_bytes() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size::<0>().saturating_mul(65536)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }

@@ -133,6 +133,20 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
             json!({"deny": {"status": 700}}),
             "deny.status: must be 200..=599, got 700",
         ),
+        // These statuses have no body; Envoy would send the denial text anyway and
+        // desync a keep-alive client.
+        (
+            json!({"deny": {"status": 204}}),
+            "deny.status: 204 cannot be a denial",
+        ),
+        (
+            json!({"deny": {"status": 205}}),
+            "deny.status: 205 cannot be a denial",
+        ),
+        (
+            json!({"deny": {"status": 304}}),
+            "deny.status: 304 cannot be a denial",
+        ),
         (
             json!({"deny": {"headers": {"bad name": "x"}}}),
             "deny.headers.bad name: 'bad name' is not a valid header name",
@@ -173,4 +187,16 @@ fn decides_with_plugin_logging_off() {
     for crash in ["panicked", "wasm trap", "Uncaught"] {
         assert!(!log.contains(crash), "{crash} in the log:\n{log}");
     }
+}
+
+#[test]
+fn the_vm_reports_its_memory_as_a_gauge() {
+    let envoy = Stack::new().plugin(PLUGIN, json!({})).start();
+    assert_eq!(envoy.get("/", &[("allow", "true")]).status, 200);
+    let bytes = envoy
+        .stat("wasmcustom.header-authorization.wasm_memory_bytes")
+        .expect("the gauge is defined");
+    // A wasm page is 64 KiB; a configured VM holds at least its stack and data.
+    assert!(bytes >= 65536 && bytes % 65536 == 0, "{bytes}");
+    assert!(bytes < 64 << 20, "{bytes}");
 }
