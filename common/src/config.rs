@@ -2,7 +2,9 @@
 //! field path it is about (`deny.status: must be 200..=599, got 700`) and unknown
 //! fields are refused instead of silently ignored.
 
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::RangeInclusive;
 
@@ -36,11 +38,113 @@ impl std::error::Error for ConfigError {}
 
 /// Parses configuration bytes. Empty (or all-whitespace) input is `{}`: Istio sends
 /// no configuration when `pluginConfig` is absent, and that must mean "defaults".
+/// A key that appears twice in one object is refused with its path: serde_json
+/// would keep the last one silently, and a reviewer reading the first would
+/// approve a config that does something else.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ConfigError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    serde_json::from_slice(bytes).map_err(|e| ConfigError::new("", format!("invalid JSON: {e}")))
+    let duplicate = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let seed = Unique {
+        path: String::new(),
+        duplicate: &duplicate,
+    };
+    let parsed = seed.deserialize(&mut de).and_then(|value| {
+        de.end()?;
+        Ok(value)
+    });
+    match (parsed, duplicate.into_inner()) {
+        (Ok(value), _) => Ok(value),
+        (Err(_), Some(path)) => Err(ConfigError::new(
+            path,
+            "appears twice in one object (each key may be given once)",
+        )),
+        (Err(e), None) => Err(ConfigError::new("", format!("invalid JSON: {e}"))),
+    }
+}
+
+/// Deserializes a JSON value like `serde_json::Value` does, except that a repeated
+/// key stops it; the repeated key's path is left in `duplicate`.
+struct Unique<'p> {
+    path: String,
+    duplicate: &'p RefCell<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Unique<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let item = Unique {
+                path: format!("{}[{}]", self.path, items.len()),
+                duplicate: self.duplicate,
+            };
+            match seq.next_element_seed(item)? {
+                Some(value) => items.push(value),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = join(&self.path, &key);
+            if out.contains_key(&key) {
+                *self.duplicate.borrow_mut() = Some(path);
+                return Err(de::Error::custom("duplicate key"));
+            }
+            let value = map.next_value_seed(Unique {
+                path,
+                duplicate: self.duplicate,
+            })?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -143,6 +247,22 @@ impl<'a> Node<'a> {
         self.list()?.iter().map(Node::str).collect()
     }
 
+    /// The items of a list of at most `max` items. Every list a plugin walks per
+    /// request has such a limit: 20,000 response headers cost over a second of
+    /// worker CPU per response, and a config that large is a mistake.
+    pub fn list_at_most(&self, max: usize) -> Result<Vec<Node<'a>>, ConfigError> {
+        let items = self.list()?;
+        if items.len() > max {
+            return Err(self.error(format!("at most {max} items, got {}", items.len())));
+        }
+        Ok(items)
+    }
+
+    /// A list of at most `max` strings.
+    pub fn str_list_at_most(&self, max: usize) -> Result<Vec<&'a str>, ConfigError> {
+        self.list_at_most(max)?.iter().map(Node::str).collect()
+    }
+
     /// An object read field by field.
     pub fn fields(&self) -> Result<Fields<'a>, ConfigError> {
         let map = self
@@ -156,13 +276,16 @@ impl<'a> Node<'a> {
         })
     }
 
-    /// An object whose values are all strings (`{"content-type": "text/plain"}`),
-    /// in document order, each value with its path.
-    pub fn str_map(&self) -> Result<Vec<(&'a str, Node<'a>)>, ConfigError> {
+    /// An object of at most `max` fields whose values are all strings
+    /// (`{"content-type": "text/plain"}`), in document order, each value with its path.
+    pub fn str_map(&self, max: usize) -> Result<Vec<(&'a str, Node<'a>)>, ConfigError> {
         let map = self
             .value
             .as_object()
             .ok_or_else(|| self.expected("an object"))?;
+        if map.len() > max {
+            return Err(self.error(format!("at most {max} entries, got {}", map.len())));
+        }
         map.iter()
             .map(|(key, value)| {
                 let node = Node {
@@ -258,6 +381,49 @@ mod tests {
     }
 
     #[test]
+    fn parses_like_serde_json() {
+        let text = r#"{"a": [1, -2, 3.5, true, null, "s", {"b": {}}], "c": {"d": []}, "e": 18446744073709551615}"#;
+        let want: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(parse_json(text.as_bytes()).unwrap(), want);
+        assert_eq!(parse_json(b"[1]").unwrap(), json!([1]));
+        assert_eq!(parse_json(b"\"x\"").unwrap(), json!("x"));
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_with_their_path() {
+        let cases = [
+            (r#"{"a": 1, "a": 2}"#, "a"),
+            (r#"{"deny": {"status": 401, "status": 200}}"#, "deny.status"),
+            (
+                r#"{"rules": [{"x": 1}, {"p": "/", "p": "/a"}]}"#,
+                "rules[1].p",
+            ),
+            (r#"{"m": [[{"k": 1, "k": 1}]]}"#, "m[0][0].k"),
+        ];
+        for (text, path) in cases {
+            let err = parse_json(text.as_bytes()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("{path}: appears twice in one object (each key may be given once)"),
+                "{text}"
+            );
+        }
+        // The same key in two different objects is fine.
+        assert!(parse_json(br#"{"a": {"k": 1}, "b": {"k": 1}}"#).is_ok());
+    }
+
+    #[test]
+    fn trailing_bytes_and_deep_nesting_are_invalid_json() {
+        for text in [&b"{} x"[..], b"{}{}", b"{\"a\":1"] {
+            let err = parse_json(text).unwrap_err().to_string();
+            assert!(err.starts_with("invalid JSON: "), "{err}");
+        }
+        let deep = "[".repeat(10_000);
+        let err = parse_json(deep.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("invalid JSON: recursion limit"), "{err}");
+    }
+
+    #[test]
     fn syntax_errors_say_invalid_json() {
         let err = parse_json(b"{\"a\":").unwrap_err();
         assert!(err.to_string().starts_with("invalid JSON: "), "{err}");
@@ -270,7 +436,7 @@ mod tests {
         let mut deny = top.get("deny").unwrap().fields().unwrap();
         let err = deny.opt_int_in("status", 200..=599).unwrap_err();
         assert_eq!(err.to_string(), "deny.status: must be 200..=599, got 700");
-        let err = deny.get("headers").unwrap().str_map().unwrap_err();
+        let err = deny.get("headers").unwrap().str_map(8).unwrap_err();
         assert_eq!(
             err.to_string(),
             "deny.headers.x: expected a string, got a number"
@@ -282,6 +448,22 @@ mod tests {
         );
         let err = top.require("header").unwrap_err();
         assert_eq!(err.to_string(), "header: is required");
+    }
+
+    #[test]
+    fn lists_and_maps_have_limits() {
+        let doc = json!({"a": ["x", "y", "z"], "m": {"a": "1", "b": "2"}});
+        let mut top = Fields::root(&doc).unwrap();
+        let a = top.get("a").unwrap();
+        assert_eq!(a.str_list_at_most(3).unwrap(), ["x", "y", "z"]);
+        let err = a.str_list_at_most(2).unwrap_err();
+        assert_eq!(err.to_string(), "a: at most 2 items, got 3");
+        let m = top.get("m").unwrap();
+        assert_eq!(m.str_map(2).unwrap().len(), 2);
+        assert_eq!(
+            m.str_map(1).unwrap_err().to_string(),
+            "m: at most 1 entries, got 2"
+        );
     }
 
     #[test]

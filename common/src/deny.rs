@@ -77,6 +77,9 @@ impl DenyResponse {
     }
 }
 
+/// The most headers a denial may carry.
+pub const MAX_HEADERS: usize = 32;
+
 /// Statuses whose responses carry no content (RFC 9110 §15.3.5, §15.3.6, §15.4.5).
 /// Envoy sends a local reply's body whatever the status, and a keep-alive client
 /// then reads those bytes as the start of the next response.
@@ -89,7 +92,7 @@ pub fn must_not_have_body(status: u32) -> bool {
 /// contradict the body it sends.
 fn parse_headers(node: &Node<'_>) -> Result<Vec<(String, String)>, ConfigError> {
     let mut out = Vec::new();
-    for (name, value) in node.str_map()? {
+    for (name, value) in node.str_map(MAX_HEADERS)? {
         let lower = check_name(&value, name)?;
         if is_framing(&lower) {
             return Err(value.error(format!(

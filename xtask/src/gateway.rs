@@ -513,7 +513,7 @@ fn dns_label(node: &Node) -> Result<String, ConfigError> {
 
 fn labels(node: &Node) -> Result<Vec<(String, String)>, ConfigError> {
     let labels: Vec<(String, String)> = node
-        .str_map()?
+        .str_map(64)?
         .into_iter()
         .map(|(k, v)| Ok((k.to_string(), v.str()?.to_string())))
         .collect::<Result<_, ConfigError>>()?;

@@ -186,7 +186,7 @@ impl Config {
         )?;
         let mut headers_to_add = Vec::new();
         if let Some(node) = fields.get("headers_to_add") {
-            for (name, value) in node.str_map()? {
+            for (name, value) in node.str_map(32)? {
                 let lower = check_name(&value, name)?;
                 if let Some(why) = reserved(&lower, Role::Call) {
                     return Err(value.error(format!("'{lower}' {why}")));

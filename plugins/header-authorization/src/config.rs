@@ -1,14 +1,17 @@
 //! The header-authorization configuration: which header, which values pass, and
 //! what a denied request gets back. Used by the plugin and by xtask alike.
 
-use common::config::{parse_json, ConfigError, Fields};
+use common::config::{parse_json, ConfigError, Fields, Node};
 use common::headers::check_name;
 use common::DenyResponse;
 use serde_json::Value;
 
+/// The most accepted values: each request compares its header against all of them.
+pub const MAX_VALUES: usize = 256;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// The request header to check, lowercase.
+    /// The request header to check, lowercase (`:authority` for the Host).
     pub header: String,
     /// Accepted values, exact and case-sensitive.
     pub values: Vec<String>,
@@ -24,12 +27,12 @@ impl Config {
     pub fn from_value(doc: &Value) -> Result<Self, ConfigError> {
         let mut fields = Fields::root(doc)?;
         let header = match fields.get("header") {
-            Some(node) => check_name(&node, node.str()?)?,
+            Some(node) => header_name(&node)?,
             None => "allow".to_string(),
         };
         let values = match fields.get("values") {
             Some(node) => {
-                let values = node.str_list()?;
+                let values = node.str_list_at_most(MAX_VALUES)?;
                 if values.is_empty() {
                     return Err(node.error("must list at least one accepted value"));
                 }
@@ -46,6 +49,23 @@ impl Config {
             deny,
         })
     }
+}
+
+/// The header to check. Envoy holds the Host header as the pseudo-header
+/// `:authority` and never shows a plugin a `host` header, so `host` would deny every
+/// request: it is refused, and `:authority` is the one pseudo-header accepted.
+fn header_name(node: &Node<'_>) -> Result<String, ConfigError> {
+    let name = node.str()?;
+    if name.eq_ignore_ascii_case(":authority") {
+        return Ok(":authority".to_string());
+    }
+    let lower = check_name(node, name)?;
+    if lower == "host" {
+        return Err(node.error(
+            "Envoy holds the Host header as ':authority' and never shows a 'host' header: use \"header\": \":authority\"",
+        ));
+    }
+    Ok(lower)
 }
 
 #[cfg(test)]
@@ -80,6 +100,19 @@ mod tests {
     }
 
     #[test]
+    fn the_authority_pseudo_header_and_the_values_limit() {
+        let config =
+            Config::parse(br#"{"header": ":Authority", "values": ["a.example"]}"#).unwrap();
+        assert_eq!(config.header, ":authority");
+        let many: Vec<String> = (0..=MAX_VALUES).map(|i| i.to_string()).collect();
+        let doc = serde_json::json!({"values": many});
+        let err = Config::from_value(&doc).unwrap_err();
+        assert_eq!(err.to_string(), "values: at most 256 items, got 257");
+        let doc = serde_json::json!({"values": many[1..]});
+        assert!(Config::from_value(&doc).is_ok());
+    }
+
+    #[test]
     fn bad_configurations_name_the_field() {
         let cases: &[(&str, &str)] = &[
             (r#"{"header": ""}"#, "header: header name must not be empty"),
@@ -90,6 +123,18 @@ mod tests {
             (
                 r#"{"header": "a b"}"#,
                 "header: 'a b' is not a valid header name (RFC 9110 token)",
+            ),
+            (
+                r#"{"header": "Host"}"#,
+                "header: Envoy holds the Host header as ':authority' and never shows a 'host' header: use \"header\": \":authority\"",
+            ),
+            (
+                r#"{"header": ":path"}"#,
+                "header: ':path' is a pseudo-header and cannot be used here",
+            ),
+            (
+                r#"{"header": "a", "header": "b"}"#,
+                "header: appears twice in one object (each key may be given once)",
             ),
             (
                 r#"{"values": []}"#,
