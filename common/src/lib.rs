@@ -5,6 +5,7 @@
 pub mod config;
 pub mod deny;
 pub mod headers;
+pub mod path;
 
 pub mod host;
 

@@ -64,8 +64,12 @@ impl Request {
         out
     }
 
-    /// Sends the request on a new connection and reads the whole response.
+    /// Sends the request on a new connection and reads the whole response (only its
+    /// head for HEAD, whose response announces a body it does not carry).
     pub fn send(&self, addr: SocketAddr) -> Response {
+        if self.method.eq_ignore_ascii_case("HEAD") {
+            return send_raw_with(addr, &self.to_bytes(), true);
+        }
         send_raw(addr, &self.to_bytes())
     }
 }
@@ -140,6 +144,10 @@ fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// Sends raw bytes on a new connection and reads one response. A connection that
 /// closes without a response yields status 0, so a test can assert on it.
 pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Response {
+    send_raw_with(addr, bytes, false)
+}
+
+fn send_raw_with(addr: SocketAddr, bytes: &[u8], head_only: bool) -> Response {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
         return Response::default();
     };
@@ -148,6 +156,18 @@ pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Response {
         return Response::default();
     }
     let mut reader = BufReader::new(stream);
+    if head_only {
+        return read_head(&mut reader)
+            .and_then(|(first, headers)| {
+                let status = first.split_whitespace().nth(1)?.parse().ok()?;
+                Some(Response {
+                    status,
+                    headers,
+                    body: Vec::new(),
+                })
+            })
+            .unwrap_or_default();
+    }
     read_response(&mut reader).unwrap_or_default()
 }
 

@@ -192,7 +192,13 @@ fn exact_and_suffix_rules_with_hashed_credentials() {
         ),
         ("exact, query", "GET", "/admin?page=2", None, Some(MISSING)),
         ("exact, longer path", "GET", "/admin/x", None, None),
-        ("exact, trailing slash", "GET", "/admin/", None, None),
+        (
+            "exact, trailing slash",
+            "GET",
+            "/admin/",
+            None,
+            Some(MISSING),
+        ),
         ("exact, POST not covered", "POST", "/admin", None, None),
         (
             "suffix, no credentials",
@@ -324,6 +330,36 @@ fn forwarded_user_name_and_spoofed_copies() {
             ],
         );
         assert_eq!(user_seen(&resp), Vec::<String>::new(), "{method} {path}");
+    }
+    // Other spellings are removed too: frameworks read x_authenticated_user as the
+    // same variable (HTTP_X_AUTHENTICATED_USER).
+    for path in ["/productpage", "/other"] {
+        let resp = send(
+            &envoy,
+            "GET",
+            path,
+            &[
+                ("x_authenticated_user", "root"),
+                ("X-Authenticated_User", "root"),
+                ("authorization", &ok),
+            ],
+        );
+        let seen = resp.echoed();
+        let spoofed: Vec<_> = seen
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                n.replace('_', "-")
+                    .eq_ignore_ascii_case("x-authenticated-user")
+            })
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect();
+        let want: &[&str] = if path == "/other" {
+            &[]
+        } else {
+            &["x-authenticated-user: ok"]
+        };
+        assert_eq!(spoofed, want, "{path}");
     }
     // A spoofed header never helps a request without credentials.
     let resp = send(
@@ -713,43 +749,140 @@ fn same_answers_as_envoys_native_basic_auth() {
     }
 }
 
-/// Envoy with the seed config and these HTTP connection manager options.
-fn with_hcm_options(options: Value) -> Envoy {
-    Stack::new()
-        .plugin(PLUGIN, seed())
-        .patch(move |config| {
-            for (key, value) in options.as_object().unwrap() {
-                hcm(config)[key] = value.clone();
-            }
-        })
-        .start()
+/// How Envoy may be set to hand paths over: its defaults (nothing normalized),
+/// Istio's `pathNormalization: BASE` (its default) and `MERGE_SLASHES`.
+fn normalization_settings() -> [(&'static str, Value); 3] {
+    [
+        ("envoy defaults", json!({})),
+        (
+            "istio BASE",
+            json!({"normalize_path": true, "merge_slashes": false}),
+        ),
+        (
+            "istio MERGE_SLASHES",
+            json!({"normalize_path": true, "merge_slashes": true}),
+        ),
+    ]
 }
 
+/// The walk-arounds a hostile client found against Istio's default normalization:
+/// under every setting each is challenged or refused, and none reaches the
+/// upstream without credentials.
 #[test]
-fn envoys_path_normalization_closes_encoded_paths() {
-    let tricks = [
-        "/%70roductpage",
-        "/a/../productpage",
-        "/./productpage",
-        "//productpage",
+fn hostile_paths_cannot_walk_around_the_rules() {
+    let config = json!({"basic_auth_rules": [
+        {"prefix": "/admin", "request_methods": ["GET", "POST"], "credentials": ["ok:test"]},
+        {"exact": "/exact", "request_methods": ["GET"], "credentials": ["ok:test"]},
+        {"suffix": ".json", "request_methods": ["GET"], "credentials": ["ok:test"]},
+        {"prefix": "/purge", "request_methods": ["DELETE"], "credentials": ["ok:test"]}
+    ]});
+    let challenged: &[(&str, &str, &[(&str, &str)])] = &[
+        ("GET", "/admin", &[]),
+        ("GET", "//admin", &[]),
+        ("GET", "/public/../admin", &[]),
+        ("GET", "/public/%2e%2e/admin", &[]),
+        ("GET", "/public/..;/admin", &[]),
+        ("GET", "/%61dmin/x", &[]),
+        ("GET", "/exact/", &[]),
+        ("GET", "/exact;x=1", &[]),
+        ("GET", "//exact", &[]),
+        ("GET", "/exact?x=1", &[]),
+        ("GET", "/data.json;x", &[]),
+        ("GET", "/data.json/", &[]),
+        ("GET", "/data.JSON", &[]),
+        ("HEAD", "/admin", &[]),
+        ("HEAD", "/exact", &[]),
+        ("GET", "/purge/all", &[("x-http-method-override", "DELETE")]),
+        (
+            "POST",
+            "/purge/all",
+            &[("x_http_method_override", "delete")],
+        ),
+        ("GET", "/purge/all", &[("x-method-override", "DELETE")]),
     ];
-    // Paths are matched as Envoy hands them over: without normalization these
-    // spellings of /productpage are other paths (what the README warns about)...
-    let raw = with_hcm_options(json!({}));
-    for path in tricks {
-        assert_eq!(send(&raw, "GET", path, &[]).status, 200, "{path}");
+    let refused = [
+        "/public%2F..%2Fadmin",
+        "/public%2f..%2fadmin",
+        "/admin%5Cx",
+        "/public%5C..%5Cadmin",
+        "/admin%zz",
+        "/admin%4",
+    ];
+    let open = ["/public", "/exactly", "/data.jsonx", "/purge/all"];
+    for (setting, options) in normalization_settings() {
+        let envoy = Stack::new()
+            .plugin(PLUGIN, config.clone())
+            .patch(move |c| {
+                for (key, value) in options.as_object().unwrap() {
+                    hcm(c)[key] = value.clone();
+                }
+            })
+            .start();
+        let before = envoy.echo().count();
+        for (method, path, headers) in challenged {
+            let resp = send(&envoy, method, path, headers);
+            assert_eq!(
+                resp.status,
+                401,
+                "{setting}: {method} {path} {headers:?}: {}",
+                resp.text()
+            );
+        }
+        for path in refused {
+            let resp = send(&envoy, "GET", path, &[]);
+            assert_eq!(resp.status, 400, "{setting}: {path}: {}", resp.text());
+        }
+        assert_eq!(
+            envoy.echo().count(),
+            before,
+            "{setting}: a challenged or refused request reached the upstream"
+        );
+        for path in open {
+            assert_eq!(
+                send(&envoy, "GET", path, &[]).status,
+                200,
+                "{setting}: {path}"
+            );
+        }
+        // The path as Envoy passed it counts too: unnormalized, this one names a
+        // resource under /admin to an upstream that takes `..` literally.
+        let status = send(&envoy, "GET", "/administrator/../public", &[]).status;
+        let want = if setting == "envoy defaults" {
+            401
+        } else {
+            200
+        };
+        assert_eq!(status, want, "{setting}: /administrator/../public");
+        let ok = basic("ok:test");
+        for (method, path, headers) in challenged {
+            let mut headers = headers.to_vec();
+            headers.push(("authorization", &ok));
+            let resp = send(&envoy, method, path, &headers);
+            assert_eq!(
+                resp.status, 200,
+                "{setting}: {method} {path} with credentials"
+            );
+        }
     }
-    // ...and with Istio's settings they are all /productpage.
-    let normalized = with_hcm_options(json!({"normalize_path": true, "merge_slashes": true}));
-    for path in tricks {
-        let resp = send(&normalized, "GET", path, &[]);
-        assert_denied(&resp, MISSING, "Basic realm=\"istio\"", path);
-    }
+}
+
+/// The plugin refuses a path it cannot match with its own 400, named in its log.
+#[test]
+fn a_path_that_cannot_be_matched_is_a_400_with_the_reason_logged() {
+    let envoy = Stack::new().plugin(PLUGIN, seed()).start();
     let resp = send(
-        &normalized,
+        &envoy,
         "GET",
-        "/%70roductpage",
+        "/productpage%2Fx",
         &[("authorization", &basic("ok:test"))],
     );
-    assert_passed(&resp, "/productpage", "normalized and authenticated");
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(resp.text(), "Bad request: path not accepted\n");
+    let line = envoy
+        .wait_log("refused: the path has an encoded '/' or '\\'", LOG_WAIT)
+        .expect("a debug line with the reason");
+    assert!(
+        !line.contains("productpage"),
+        "the log quotes the path: {line}"
+    );
 }

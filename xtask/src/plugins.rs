@@ -106,7 +106,9 @@ fn header_authorization(
 fn basic_auth(config: &basic_auth::config::Config, raw: &Value) -> Result<Checked, ConfigError> {
     use base64::Engine;
     let no_auth: [&[u8]; 0] = [];
-    if basic_auth::auth::decide(config, b"GET", b"/", no_auth) == basic_auth::auth::Decision::Pass {
+    if basic_auth::auth::decide(config, b"GET", &[], b"/", no_auth)
+        == basic_auth::auth::Decision::Pass
+    {
         return Ok(Checked::passive());
     }
     let covers_root = |rule: &&Value| {
@@ -116,7 +118,8 @@ fn basic_auth(config: &basic_auth::config::Config, raw: &Value) -> Result<Checke
             serde_json::json!({"basic_auth_rules": [one]})
         };
         basic_auth::config::Config::from_value(&single(rule)).is_ok_and(|c| {
-            basic_auth::auth::decide(&c, b"GET", b"/", no_auth) != basic_auth::auth::Decision::Pass
+            basic_auth::auth::decide(&c, b"GET", &[], b"/", no_auth)
+                != basic_auth::auth::Decision::Pass
         })
     };
     let first = raw["basic_auth_rules"]

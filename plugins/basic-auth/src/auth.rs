@@ -1,8 +1,9 @@
 //! The decision: which rules apply to a request, and do its Basic credentials
 //! satisfy every one of them?
 
-use crate::config::{Config, PathMatch, Rule, Secret};
+use crate::config::{Config, Rule, Secret};
 use crate::secret::{b64_decode_into, ct_eq, sha1, sha256};
+use common::path::{PathError, RequestPath};
 
 /// The longest Authorization value looked at; longer ones are refused unread.
 pub const MAX_AUTHORIZATION: usize = 4096;
@@ -14,7 +15,23 @@ pub enum Decision<'c> {
     /// Every applicable rule accepted the credentials of this user.
     Allow(&'c str),
     Deny(Denial),
+    /// The path cannot be matched safely: refused with 400 whatever the rules say.
+    BadPath(PathError),
 }
+
+/// Headers through which frameworks (Rails, Laravel, Spring's HiddenHttpMethodFilter
+/// kin, ASP.NET) let a client replace the method. A rule covers a request whose
+/// method or any such override it lists, so `GET` + `X-HTTP-Method-Override: DELETE`
+/// cannot reach a DELETE handler that a rule protects.
+pub const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// How many override values are looked at; a request with more is odd, and the
+/// first few decide as well as any.
+pub const MAX_OVERRIDES: usize = 4;
 
 /// Why a request was refused. The names are safe to log: none carries any part of
 /// what the client sent.
@@ -52,18 +69,23 @@ impl Denial {
     }
 }
 
-/// Decides for a request with this method, `:path` and Authorization header values.
+/// Decides for a request with this method (and method-override header values),
+/// `:path` and Authorization header values.
 pub fn decide<'c, 'a>(
     config: &'c Config,
     method: &[u8],
+    overrides: &[&[u8]],
     path: &[u8],
     authorization: impl IntoIterator<Item = &'a [u8]>,
 ) -> Decision<'c> {
-    let path = path_only(path);
+    let path = match RequestPath::new(path) {
+        Ok(path) => path,
+        Err(e) => return Decision::BadPath(e),
+    };
     let mut applicable = config
         .rules
         .iter()
-        .filter(|rule| applies(rule, method, path))
+        .filter(|rule| applies(rule, method, overrides, &path))
         .peekable();
     if applicable.peek().is_none() {
         return Decision::Pass;
@@ -90,25 +112,13 @@ pub fn decide<'c, 'a>(
     allowed.map_or(Decision::Deny(Denial::Rejected), Decision::Allow)
 }
 
-/// The path without query string and fragment.
-fn path_only(path: &[u8]) -> &[u8] {
-    match path.iter().position(|&b| b == b'?' || b == b'#') {
-        Some(end) => path.get(..end).unwrap_or(path),
-        None => path,
-    }
-}
-
-fn applies(rule: &Rule, method: &[u8], path: &[u8]) -> bool {
-    let path_matches = match &rule.path {
-        PathMatch::Prefix(p) => path.starts_with(p.as_bytes()),
-        PathMatch::Exact(p) => path == p.as_bytes(),
-        PathMatch::Suffix(p) => path.ends_with(p.as_bytes()),
-    };
-    path_matches
-        && rule
-            .methods
+fn applies(rule: &Rule, method: &[u8], overrides: &[&[u8]], path: &RequestPath<'_>) -> bool {
+    let listed = |m: &[u8]| {
+        rule.methods
             .iter()
-            .any(|m| m.as_bytes().eq_ignore_ascii_case(method))
+            .any(|listed| listed.as_bytes().eq_ignore_ascii_case(m.trim_ascii()))
+    };
+    rule.path.matches(path) && (listed(method) || overrides.iter().any(|m| listed(m)))
 }
 
 /// Splits `Basic <base64 of user:password>` into user and password.
@@ -440,6 +450,7 @@ mod tests {
             let got = decide(
                 &config,
                 method.as_bytes(),
+                &[],
                 path.as_bytes(),
                 values.iter().map(|v| v.as_bytes()),
             );
@@ -456,7 +467,7 @@ mod tests {
         let value = basic(&format!("u:{password}"));
         assert!(value.len() <= MAX_AUTHORIZATION, "{}", value.len());
         assert_eq!(
-            decide(&config, b"GET", b"/", [value.as_bytes()]),
+            decide(&config, b"GET", &[], b"/", [value.as_bytes()]),
             Decision::Allow("u")
         );
     }
@@ -558,10 +569,78 @@ mod tests {
             let got = decide(
                 &config,
                 b"GET",
+                &[],
                 path.as_bytes(),
                 value.as_deref().map(str::as_bytes),
             );
             assert_eq!(got, *expected, "{name}");
+        }
+    }
+
+    /// The walk-arounds: rules `prefix /admin [GET, POST]`, `exact /exact`,
+    /// `suffix .json`, and paths a hostile client sent to get past them.
+    #[test]
+    fn hostile_paths_and_methods_are_covered() {
+        let doc = serde_json::json!({"basic_auth_rules": [
+            {"prefix": "/admin", "request_methods": ["GET", "POST"], "credentials": ["a:b"]},
+            {"exact": "/exact", "request_methods": ["GET"], "credentials": ["a:b"]},
+            {"suffix": ".json", "request_methods": ["GET"], "credentials": ["a:b"]},
+            {"prefix": "/delete-only", "request_methods": ["DELETE"], "credentials": ["a:b"]}
+        ]});
+        let config = Config::from_value(&doc).unwrap();
+        let missing = Decision::Deny(Denial::NoHeader);
+        let cases: &[(&str, &str, &[&str], Decision)] = &[
+            ("GET", "//admin", &[], missing),
+            (
+                "GET",
+                "/public%2F..%2Fadmin",
+                &[],
+                Decision::BadPath(PathError::EncodedSlash),
+            ),
+            ("GET", "/public/%2e%2e/admin", &[], missing),
+            ("GET", "/public/..;/admin", &[], missing),
+            ("GET", "/exact/", &[], missing),
+            ("GET", "/exact;x=1", &[], missing),
+            ("GET", "//exact", &[], missing),
+            ("GET", "/data.json;x", &[], missing),
+            ("GET", "/data.json/", &[], missing),
+            ("GET", "/data.JSON", &[], missing),
+            ("HEAD", "/admin", &[], missing),
+            ("head", "/admin", &[], missing),
+            ("HEAD", "/exact", &[], missing),
+            ("PUT", "/admin", &[], Decision::Pass),
+            ("GET", "/delete-only", &[], Decision::Pass),
+            ("GET", "/delete-only", &["DELETE"], missing),
+            ("POST", "/delete-only", &[" delete "], missing),
+            ("GET", "/delete-only", &["PATCH"], Decision::Pass),
+            (
+                "GET",
+                "/a%5Cb",
+                &[],
+                Decision::BadPath(PathError::EncodedSlash),
+            ),
+            ("GET", "/a\\b", &[], Decision::BadPath(PathError::Backslash)),
+            ("GET", "/a%zz", &[], Decision::BadPath(PathError::BadEscape)),
+            // Refused even where no rule would apply: the path has no one meaning.
+            (
+                "GET",
+                "/public%2Fx",
+                &[],
+                Decision::BadPath(PathError::EncodedSlash),
+            ),
+            ("GET", "/public", &[], Decision::Pass),
+            ("GET", "/public?x=%2F", &[], Decision::Pass),
+        ];
+        for (method, path, overrides, expected) in cases {
+            let overrides: Vec<&[u8]> = overrides.iter().map(|o| o.as_bytes()).collect();
+            let got = decide(
+                &config,
+                method.as_bytes(),
+                &overrides,
+                path.as_bytes(),
+                None,
+            );
+            assert_eq!(got, *expected, "{method} {path} {overrides:?}");
         }
     }
 

@@ -6,9 +6,16 @@
 use crate::secret::{b64_decode, sha256};
 use common::config::{parse_json, ConfigError, Fields, Node};
 use common::headers::{check_name, is_framing, is_token};
+use common::path::PathRule;
 use common::DenyResponse;
 use serde_json::Value;
 use std::fmt;
+
+/// The most rules, methods per rule and credentials per rule: a request is matched
+/// against every rule and compared with every credential of the rules that apply.
+pub const MAX_RULES: usize = 100;
+pub const MAX_METHODS: usize = 20;
+pub const MAX_CREDENTIALS: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -24,18 +31,11 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
-    pub path: PathMatch,
-    /// Uppercase; requests are compared case-insensitively.
+    pub path: PathRule,
+    /// Uppercase; requests are compared case-insensitively. `GET` brings `HEAD`:
+    /// a HEAD request is served by the GET handler, headers and all.
     pub methods: Vec<String>,
     pub credentials: Vec<Credential>,
-}
-
-/// How a rule matches the request path (query string and fragment removed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathMatch {
-    Prefix(String),
-    Exact(String),
-    Suffix(String),
 }
 
 /// One accepted user and password. Plain passwords are kept only as their SHA-256,
@@ -97,7 +97,7 @@ impl Config {
         let mut fields = Fields::root(doc)?;
         let rules_node = fields.require("basic_auth_rules")?;
         let rules = rules_node
-            .list()?
+            .list_at_most(MAX_RULES)?
             .iter()
             .map(parse_rule)
             .collect::<Result<Vec<_>, _>>()?;
@@ -163,17 +163,17 @@ fn parse_rule(node: &Node<'_>) -> Result<Rule, ConfigError> {
     let kinds = [
         fields
             .get("prefix")
-            .map(|n| (n, PathMatch::Prefix as fn(String) -> PathMatch)),
+            .map(|n| (n, PathRule::Prefix as fn(String) -> PathRule)),
         fields
             .get("exact")
-            .map(|n| (n, PathMatch::Exact as fn(String) -> PathMatch)),
+            .map(|n| (n, PathRule::Exact as fn(String) -> PathRule)),
         fields
             .get("suffix")
-            .map(|n| (n, PathMatch::Suffix as fn(String) -> PathMatch)),
+            .map(|n| (n, PathRule::Suffix as fn(String) -> PathRule)),
     ];
     let mut given = kinds.into_iter().flatten();
     let path = match (given.next(), given.next()) {
-        (Some((n, make)), None) => make(parse_path(&n)?),
+        (Some((n, make)), None) => PathRule::parse(&n, make)?,
         (None, _) => return Err(node.error("exactly one of prefix, exact, suffix is required")),
         (Some(_), Some(_)) => {
             return Err(node.error("exactly one of prefix, exact, suffix is allowed"))
@@ -182,20 +182,26 @@ fn parse_rule(node: &Node<'_>) -> Result<Rule, ConfigError> {
 
     let methods_node = fields.require("request_methods")?;
     let mut methods = Vec::new();
-    for item in methods_node.list()? {
+    for item in methods_node.list_at_most(MAX_METHODS)? {
         let method = item.str()?;
         if !is_token(method) {
             return Err(item.error(format!("'{}' is not an HTTP method", method.escape_debug())));
         }
-        methods.push(method.to_ascii_uppercase());
+        let method = method.to_ascii_uppercase();
+        if !methods.contains(&method) {
+            methods.push(method);
+        }
     }
     if methods.is_empty() {
         return Err(methods_node.error("must list at least one method"));
     }
+    if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+        methods.push("HEAD".to_string());
+    }
 
     let credentials_node = fields.require("credentials")?;
     let credentials = credentials_node
-        .list()?
+        .list_at_most(MAX_CREDENTIALS)?
         .iter()
         .map(parse_credential)
         .collect::<Result<Vec<_>, _>>()?;
@@ -208,19 +214,6 @@ fn parse_rule(node: &Node<'_>) -> Result<Rule, ConfigError> {
         methods,
         credentials,
     })
-}
-
-fn parse_path(node: &Node<'_>) -> Result<String, ConfigError> {
-    let path = node.non_empty_str()?;
-    if path.contains(['?', '#']) {
-        return Err(node.error(
-            "must not contain '?' or '#': paths are matched without query string and fragment",
-        ));
-    }
-    if path.chars().any(char::is_control) {
-        return Err(node.error("must not contain control characters"));
-    }
-    Ok(path.to_string())
 }
 
 // Errors below never quote the credential: it is a secret, and config errors are
@@ -346,8 +339,8 @@ pub(crate) mod tests {
         assert_eq!(config.realm, "istio");
         assert_eq!(config.forward_username_header, None);
         let rule = &config.rules[0];
-        assert_eq!(rule.path, PathMatch::Prefix("/productpage".into()));
-        assert_eq!(rule.methods, ["GET", "POST"]);
+        assert_eq!(rule.path, PathRule::Prefix("/productpage".into()));
+        assert_eq!(rule.methods, ["GET", "POST", "HEAD"]);
         let users: Vec<_> = rule.credentials.iter().map(|c| c.user.as_str()).collect();
         assert_eq!(users, ["ok", "admin3"]);
         assert!(rule.credentials[0].secret == Secret::Sha256(sha256(b"test")));
@@ -403,9 +396,9 @@ pub(crate) mod tests {
             ], "realm": "my \"realm\"", "forward_username_header": "X-User"}"#,
         )
         .unwrap();
-        assert_eq!(config.rules[0].path, PathMatch::Suffix(".png".into()));
-        assert_eq!(config.rules[0].methods, ["GET", "DELETE"]);
-        assert_eq!(config.rules[1].path, PathMatch::Exact("/x".into()));
+        assert_eq!(config.rules[0].path, PathRule::Suffix(".png".into()));
+        assert_eq!(config.rules[0].methods, ["GET", "DELETE", "HEAD"]);
+        assert_eq!(config.rules[1].path, PathRule::Exact("/x".into()));
         assert_eq!(config.forward_username_header.as_deref(), Some("x-user"));
         assert_eq!(
             config.wrong.headers()[0].1,
@@ -430,6 +423,11 @@ pub(crate) mod tests {
             (rule(r#"{"prefix": "", "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1].prefix: must not be empty"),
             (rule(r#"{"exact": 3, "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1].exact: expected a string, got a number"),
             (rule(r#"{"suffix": "/a?b", "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1].suffix: must not contain '?' or '#'"),
+            (rule(r#"{"prefix": "admin", "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1].prefix: must start with '/'"),
+            (rule(r#"{"prefix": "//admin", "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1].prefix: is not a normalized path (requests are matched after resolving '//', '.', '..' and unreserved escapes): write '/admin'"),
+            (rule(r#"{"exact": "/a%2Fb", "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1].exact: cannot be matched: it has an encoded '/' or '\\'"),
+            (rule(r#"{"suffix": ".json;v=1", "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1].suffix: must not contain ';'"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"], "prefix": "/x"}"#), "basic_auth_rules[1].prefix: appears twice in one object"),
             (rule(r#"{"prefix": "/", "credentials": ["a:b"]}"#), "basic_auth_rules[1].request_methods: is required"),
             (rule(r#"{"prefix": "/", "request_methods": [], "credentials": ["a:b"]}"#), "basic_auth_rules[1].request_methods: must list at least one method"),
             (rule(r#"{"prefix": "/", "request_methods": ["GET "], "credentials": ["a:b"]}"#), "basic_auth_rules[1].request_methods[0]: 'GET ' is not an HTTP method"),
@@ -459,6 +457,33 @@ pub(crate) mod tests {
                 "{input}\n  got:  {err}\n  want: {expected}"
             );
         }
+    }
+
+    #[test]
+    fn lists_have_limits() {
+        let rule =
+            serde_json::json!({"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"]});
+        let doc = serde_json::json!({"basic_auth_rules": vec![rule.clone(); MAX_RULES]});
+        assert!(Config::from_value(&doc).is_ok());
+        let doc = serde_json::json!({"basic_auth_rules": vec![rule; MAX_RULES + 1]});
+        let err = Config::from_value(&doc).unwrap_err().to_string();
+        assert_eq!(err, "basic_auth_rules: at most 100 items, got 101");
+        let users: Vec<String> = (0..=MAX_CREDENTIALS).map(|i| format!("u{i}:p")).collect();
+        let doc = serde_json::json!({"basic_auth_rules": [
+            {"prefix": "/", "request_methods": ["GET"], "credentials": users}]});
+        let err = Config::from_value(&doc).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "basic_auth_rules[0].credentials: at most 1000 items, got 1001"
+        );
+        let methods: Vec<String> = (0..=MAX_METHODS).map(|i| format!("M{i}")).collect();
+        let doc = serde_json::json!({"basic_auth_rules": [
+            {"prefix": "/", "request_methods": methods, "credentials": ["a:b"]}]});
+        let err = Config::from_value(&doc).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "basic_auth_rules[0].request_methods: at most 20 items, got 21"
+        );
     }
 
     #[test]

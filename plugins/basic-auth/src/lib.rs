@@ -6,8 +6,10 @@ pub mod auth;
 pub mod config;
 pub mod secret;
 
-use auth::Decision;
+use auth::{Decision, MAX_OVERRIDES, METHOD_OVERRIDES};
+use common::headers::is_spelling_of;
 use common::host::{self, HeaderMap, HostHeaders, Plugin};
+use common::path::{BAD_PATH_BODY, BAD_PATH_STATUS};
 use config::Config;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -61,10 +63,15 @@ impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let headers = HeaderMap::request();
         let forward = self.config.forward_username_header.as_deref();
-        let (mut method, mut path, mut spoofed): (&[u8], &[u8], bool) = (b"", b"", false);
+        let (mut method, mut path): (&[u8], &[u8]) = (b"", b"");
         // The first two Authorization values: `decide` refuses a second one, and
         // needs no more.
         let mut authorization: [Option<&[u8]>; 2] = [None, None];
+        let mut overrides: [&[u8]; MAX_OVERRIDES] = [b""; MAX_OVERRIDES];
+        let mut override_count = 0;
+        // Client-sent copies of the user-name header, in any spelling; almost
+        // always none, so this allocates nothing.
+        let mut spoofed: Vec<&[u8]> = Vec::new();
         for (name, value) in headers.pairs() {
             match name {
                 b":method" => method = value,
@@ -74,18 +81,31 @@ impl HttpContext for Filter {
                     [first, None] => authorization = [first, Some(value)],
                     _ => {}
                 },
-                _ => spoofed |= forward.is_some_and(|f| f.as_bytes() == name),
+                _ => {
+                    if forward.is_some_and(|f| is_spelling_of(name, f)) && !spoofed.contains(&name)
+                    {
+                        spoofed.push(name);
+                    }
+                    if METHOD_OVERRIDES.iter().any(|o| is_spelling_of(name, o)) {
+                        if let Some(slot) = overrides.get_mut(override_count) {
+                            *slot = value;
+                            override_count += 1;
+                        }
+                    }
+                }
             }
         }
-        // Logs below name the decision only: never the header or any part of it.
-        let authorization = authorization.into_iter().flatten();
-        let decision = auth::decide(&self.config, method, path, authorization);
-        if let (Some(name), true) = (forward, spoofed) {
+        for name in spoofed {
+            // A spelling of a valid token is ASCII.
+            let name = std::str::from_utf8(name).unwrap_or_default();
             if !HostHeaders::REQUEST.remove(name) {
                 return self.fail("remove", name);
             }
         }
-        match decision {
+        // Logs below name the decision only: never the header or any part of it.
+        let authorization = authorization.into_iter().flatten();
+        let overrides = overrides.get(..override_count).unwrap_or_default();
+        match auth::decide(&self.config, method, overrides, path, authorization) {
             Decision::Pass => {
                 host::debug(format_args!("#{} no rule applies", self.id));
                 Action::Continue
@@ -107,6 +127,16 @@ impl HttpContext for Filter {
                     &self.config.wrong
                 };
                 host::send_deny(deny);
+                Action::Pause
+            }
+            Decision::BadPath(why) => {
+                host::debug(format_args!("#{} refused: {}", self.id, why.reason()));
+                host::send_response(
+                    BAD_PATH_STATUS,
+                    "basic_auth_bad_path",
+                    &[],
+                    BAD_PATH_BODY.as_bytes(),
+                );
                 Action::Pause
             }
         }
