@@ -156,11 +156,45 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
             "deny.headers.x: header value must not contain CR, LF or NUL",
         ),
         (json!({"unknown": 1}), "unknown: unknown field"),
+        // Envoy never shows a plugin a `host` header: this denied every request.
+        (
+            json!({"header": "host", "values": ["a.example"]}),
+            "header: Envoy holds the Host header as ':authority' and never shows a 'host' header: use \"header\": \":authority\"",
+        ),
+        (
+            json!({"values": (0..257).map(|i| i.to_string()).collect::<Vec<_>>()}),
+            "values: at most 256 items, got 257",
+        ),
     ];
     for (config, expected) in cases {
         assert_config_refused(PLUGIN, &config.to_string(), expected);
     }
     assert_config_refused(PLUGIN, "{not json", "invalid JSON");
+    // The last of two equal keys used to win silently.
+    assert_config_refused(
+        PLUGIN,
+        r#"{"header": "x-team", "values": ["red"], "header": "allow"}"#,
+        "header: appears twice in one object (each key may be given once)",
+    );
+}
+
+#[test]
+fn the_host_is_checked_as_authority() {
+    let envoy = Stack::new()
+        .plugin(
+            PLUGIN,
+            json!({"header": ":authority", "values": ["shop.example"]}),
+        )
+        .start();
+    let cases = [
+        ("shop.example", 200),
+        ("evil.example", 403),
+        ("SHOP.example", 403),
+    ];
+    for (host, status) in cases {
+        let resp = envoy.get("/", &[("host", host)]);
+        assert_eq!(resp.status, status, "{host}: {}", resp.text());
+    }
 }
 
 /// With Envoy's `wasm` log component off, the host reports level 6, which the SDK's

@@ -555,8 +555,23 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
             "response_headers[0]: 'x' is always absent here (because of remove_response_headers[0]), so overwrite_if_exists never applies",
         ),
         ("{not json", "invalid JSON: "),
+        (
+            r#"{"response_headers": [{"name": "x", "value": "1", "value": "2"}]}"#,
+            "response_headers[0].value: appears twice in one object",
+        ),
     ];
     for (config, expected) in cases {
         assert_config_refused(PLUGIN, config, expected);
     }
+    // 20,000 entries were accepted and cost over a second of worker CPU per
+    // response; each list now stops at 100.
+    let many: Vec<_> = (0..20_000)
+        .map(|i| serde_json::json!({"name": format!("x-{i}"), "value": "v"}))
+        .collect();
+    let config = serde_json::json!({ "response_headers": many }).to_string();
+    assert_config_refused(
+        PLUGIN,
+        &config,
+        "response_headers: at most 100 items, got 20000",
+    );
 }
