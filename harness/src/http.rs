@@ -1,11 +1,46 @@
-//! A small HTTP/1.1 reader and writer on std's TcpStream. Hand-rolled on purpose:
-//! tests must send what real clients would refuse to (repeated or malformed
-//! headers, raw bytes), and servers must misbehave on demand.
+//! A small HTTP/1.1 reader and writer on std's TcpStream, and the choice between
+//! it and the HTTP/2 client ([`Protocol`]). Hand-rolled on purpose: tests must
+//! send what real clients would refuse to (repeated or malformed headers, raw
+//! bytes), and servers must misbehave on demand.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+/// The protocol a client speaks to Envoy's listener, which serves both (its
+/// connection manager's codec is `AUTO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1, one request per connection.
+    Http1,
+    /// HTTP/2 over cleartext TCP with prior knowledge (h2c), one stream per
+    /// connection.
+    Http2,
+}
+
+impl Protocol {
+    /// What `HARNESS_HTTP` asks for: `1.1` (the default) or `2`. `cargo xtask
+    /// test` runs the plugin tests once with each. Panics on anything else, so a
+    /// typo cannot quietly test HTTP/1.1 twice.
+    pub fn from_env() -> Self {
+        match std::env::var("HARNESS_HTTP") {
+            Err(std::env::VarError::NotPresent) => Protocol::Http1,
+            Ok(v) if v.is_empty() || v == "1.1" => Protocol::Http1,
+            Ok(v) if v == "2" => Protocol::Http2,
+            other => panic!("HARNESS_HTTP must be 1.1 or 2, got {other:?}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Http1 => "HTTP/1.1",
+            Protocol::Http2 => "HTTP/2",
+        })
+    }
+}
 
 /// A request to send, or one a server received.
 #[derive(Debug, Clone, Default)]
@@ -64,13 +99,28 @@ impl Request {
         out
     }
 
-    /// Sends the request on a new connection and reads the whole response (only its
-    /// head for HEAD, whose response announces a body it does not carry).
+    /// Sends the request over HTTP/1.1 on a new connection and reads the whole
+    /// response (only its head for HEAD, whose response announces a body it does
+    /// not carry).
     pub fn send(&self, addr: SocketAddr) -> Response {
         if self.method.eq_ignore_ascii_case("HEAD") {
             return send_raw_with(addr, &self.to_bytes(), true);
         }
         send_raw(addr, &self.to_bytes())
+    }
+
+    /// Sends the request over HTTP/2 (h2c) on a new connection; see
+    /// [`crate::h2c::send`] for how it is put on the wire.
+    pub fn send_h2(&self, addr: SocketAddr) -> Response {
+        crate::h2c::send(addr, self)
+    }
+
+    /// Sends the request over `protocol`.
+    pub fn send_over(&self, protocol: Protocol, addr: SocketAddr) -> Response {
+        match protocol {
+            Protocol::Http1 => self.send(addr),
+            Protocol::Http2 => self.send_h2(addr),
+        }
     }
 }
 

@@ -1,0 +1,140 @@
+//! An HTTP/2 client over cleartext TCP with prior knowledge (h2c): the same
+//! [`Request`] and [`Response`] as the HTTP/1.1 client, so any end-to-end test can
+//! run over either protocol. Built on `h2` with a current-thread tokio runtime per
+//! request: tests send one request at a time and block on it, so nothing is gained
+//! by sharing a runtime or a connection, and a fresh connection per request keeps
+//! requests as independent as the HTTP/1 client's `connection: close` does.
+
+use crate::http::{Request, Response};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Uri};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// The HTTP/1 client's limits: connecting, and waiting for the next bytes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Headers that describe one HTTP/1 connection. HTTP/2 forbids them (RFC 9113
+/// §8.2.2) and Envoy resets a stream that carries one, so they are not sent.
+const CONNECTION_SPECIFIC: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Sends `request` on a new h2c connection and reads the whole response. A
+/// connection that fails, a refused handshake or a reset stream yields status 0,
+/// as the HTTP/1 client does for a connection that closes without a response.
+///
+/// The request is what an HTTP/2 client would send for it: header names in
+/// lowercase, `host` as `:authority` (`test.local` when absent, as over HTTP/1),
+/// connection-specific headers dropped, each repeated header as a field of its
+/// own, `content-length` added for a body. Values lose leading and trailing
+/// whitespace, which HTTP/1's parser would have dropped too and HTTP/2 forbids.
+///
+/// Panics when the request cannot be expressed over HTTP/2 at all (an invalid
+/// header name, say): such a test wants [`crate::http::send_raw`] instead.
+pub fn send(addr: SocketAddr, request: &Request) -> Response {
+    let head = head(request).unwrap_or_else(|why| {
+        panic!("cannot send {request:?} over HTTP/2: {why} (send it over HTTP/1.1)")
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"));
+    let body = Bytes::copy_from_slice(&request.body);
+    runtime
+        .block_on(exchange(addr, head, body))
+        .unwrap_or_default()
+}
+
+/// The request's pseudo-headers and fields, as h2 takes them.
+fn head(request: &Request) -> Result<http::Request<()>, String> {
+    let method = Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
+    let authority = request.header_value("host").unwrap_or("test.local").trim();
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(request.path.as_str())
+        .build()
+        .map_err(|e| format!("{authority:?} {:?}: {e}", request.path))?;
+    let mut out = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .version(http::Version::HTTP_2)
+        .body(())
+        .map_err(|e| e.to_string())?;
+    let headers = out.headers_mut();
+    for (name, value) in &request.headers {
+        let name = name.to_ascii_lowercase();
+        let value = value.trim_matches([' ', '\t']);
+        // `te` may only say `trailers` over HTTP/2; anything else is hop-by-hop.
+        let hop_by_hop = name == "te" && value != "trailers";
+        if name == "host" || hop_by_hop || CONNECTION_SPECIFIC.contains(&name.as_str()) {
+            continue;
+        }
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| format!("header name {name:?}: {e}"))?;
+        let value = HeaderValue::from_bytes(value.as_bytes())
+            .map_err(|e| format!("header {name}: value {value:?}: {e}"))?;
+        // `append`, not `insert`: each occurrence stays a field of its own on the wire.
+        headers.append(name, value);
+    }
+    if !request.body.is_empty() && request.header_value("content-length").is_none() {
+        headers.insert(http::header::CONTENT_LENGTH, request.body.len().into());
+    }
+    Ok(out)
+}
+
+/// Runs `future` unless it takes longer than `limit`; `None` for a time-out or
+/// a failure alike, since either way the test gets no response.
+async fn within<T, E>(limit: Duration, future: impl Future<Output = Result<T, E>>) -> Option<T> {
+    timeout(limit, future).await.ok()?.ok()
+}
+
+async fn exchange(addr: SocketAddr, head: http::Request<()>, body: Bytes) -> Option<Response> {
+    let tcp = within(CONNECT_TIMEOUT, TcpStream::connect(addr)).await?;
+    let _ = tcp.set_nodelay(true);
+    let (client, connection) = within(READ_TIMEOUT, h2::client::handshake(tcp)).await?;
+    // The connection task moves the frames; the runtime drives it while this
+    // future waits, and drops it (closing the socket) when `send` returns.
+    tokio::spawn(connection);
+    let mut client = within(READ_TIMEOUT, client.ready()).await?;
+    let (response, mut stream) = client.send_request(head, body.is_empty()).ok()?;
+    if !body.is_empty() {
+        // h2 queues what the peer's window does not yet allow and sends it as
+        // the window opens; the connection task does that while we wait below.
+        stream.send_data(body, true).ok()?;
+    }
+    let response = within(READ_TIMEOUT, response).await?;
+    let (parts, mut received) = response.into_parts();
+    let mut body = Vec::new();
+    // As the HTTP/1 client's socket timeout: 30 s without news, not 30 s in all.
+    while let Some(chunk) = timeout(READ_TIMEOUT, received.data()).await.ok()? {
+        let chunk = chunk.ok()?;
+        // Give the window back, or a body larger than it would stall.
+        let _ = received.flow_control().release_capacity(chunk.len());
+        body.extend_from_slice(&chunk);
+    }
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_string(), value)
+        })
+        .collect();
+    Some(Response {
+        status: parts.status.as_u16(),
+        headers,
+        body,
+    })
+}
