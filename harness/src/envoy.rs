@@ -2,7 +2,7 @@
 //! free loopback ports (hot restart off, so any number run at once and none leaves
 //! shared memory behind), readiness, its log, and teardown.
 
-use crate::http::{Request, Response};
+use crate::http::{Protocol, Request, Response};
 use crate::server::Server;
 use serde_json::{json, Value};
 use std::fs::File;
@@ -152,6 +152,9 @@ pub fn bootstrap(filters: &[Value], upstream: &str, clusters: &[Value]) -> Value
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "main",
+                        // Envoy's default, said out loud: the tests speak HTTP/1.1
+                        // and h2c prior knowledge to this one listener.
+                        "codec_type": "AUTO",
                         "route_config": {"virtual_hosts": [{
                             "name": "all", "domains": ["*"],
                             "routes": [{"match": {"prefix": "/"}, "route": {"cluster": upstream, "timeout": "30s"}}]
@@ -451,18 +454,30 @@ impl Envoy {
         self.echo.as_ref().expect("this Envoy has an echo upstream")
     }
 
-    /// Sends `request` through Envoy.
+    /// Sends `request` through Envoy over the protocol `HARNESS_HTTP` names
+    /// (HTTP/1.1 by default), so the same test runs over each.
     pub fn send(&self, request: &Request) -> Response {
-        request.send(self.addr)
+        self.send_over(Protocol::from_env(), request)
     }
 
-    /// `GET path` with `headers`.
+    /// Sends `request` through Envoy over `protocol`, whatever `HARNESS_HTTP`
+    /// says: for what only one protocol can express, and for comparing the two.
+    pub fn send_over(&self, protocol: Protocol, request: &Request) -> Response {
+        request.send_over(protocol, self.addr)
+    }
+
+    /// `GET path` with `headers`, over the protocol `HARNESS_HTTP` names.
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.get_over(Protocol::from_env(), path, headers)
+    }
+
+    /// `GET path` with `headers`, over `protocol`.
+    pub fn get_over(&self, protocol: Protocol, path: &str, headers: &[(&str, &str)]) -> Response {
         let mut req = Request::get(path);
         for (n, v) in headers {
             req = req.header(n, v);
         }
-        self.send(&req)
+        self.send_over(protocol, &req)
     }
 
     /// Envoy's log so far.
