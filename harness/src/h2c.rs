@@ -1,18 +1,22 @@
 //! An HTTP/2 client over cleartext TCP with prior knowledge (h2c): the same
 //! [`Request`] and [`Response`] as the HTTP/1.1 client, so any end-to-end test can
-//! run over either protocol. Built on `h2` with a current-thread tokio runtime per
-//! request: tests send one request at a time and block on it, so nothing is gained
-//! by sharing a runtime or a connection, and a fresh connection per request keeps
-//! requests as independent as the HTTP/1 client's `connection: close` does.
+//! run over either protocol, and a [`Connection`] for what only HTTP/2 can do
+//! (concurrent streams, cancelling one). Built on `h2` with a current-thread tokio
+//! runtime per connection: tests block on each exchange, so nothing is gained by
+//! sharing a runtime, and [`send`]'s fresh connection per request keeps requests
+//! as independent as the HTTP/1 client's `connection: close` does.
 
 use crate::http::{Request, Response};
 use bytes::Bytes;
+use h2::client::{ResponseFuture, SendRequest};
+use h2::SendStream;
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
 use tokio::time::timeout;
 
 /// The HTTP/1 client's limits: connecting, and waiting for the next bytes.
@@ -42,18 +46,97 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
 /// Panics when the request cannot be expressed over HTTP/2 at all (an invalid
 /// header name, say): such a test wants [`crate::http::send_raw`] instead.
 pub fn send(addr: SocketAddr, request: &Request) -> Response {
+    match Connection::open(addr) {
+        Some(mut connection) => connection.send(request),
+        None => Response::default(),
+    }
+}
+
+/// One h2c connection, for what only HTTP/2 can do: several streams at once on
+/// one connection, and a stream cancelled while the connection stays up.
+pub struct Connection {
+    // Current-thread: the connection's frames move only while a method of this
+    // type blocks on the runtime, which is all a test needs.
+    runtime: Runtime,
+    client: SendRequest<Bytes>,
+}
+
+impl Connection {
+    /// Connects and does the HTTP/2 handshake; `None` when either fails.
+    pub fn open(addr: SocketAddr) -> Option<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"));
+        let client = runtime.block_on(async {
+            let tcp = within(CONNECT_TIMEOUT, TcpStream::connect(addr)).await?;
+            let _ = tcp.set_nodelay(true);
+            let (client, connection) = within(READ_TIMEOUT, h2::client::handshake(tcp)).await?;
+            // The connection task moves the frames; dropping the runtime drops it,
+            // which closes the socket.
+            tokio::spawn(connection);
+            Some(client)
+        })?;
+        Some(Connection { runtime, client })
+    }
+
+    /// Sends `request` as one stream and reads its response (status 0 if the
+    /// stream is reset or the connection fails).
+    pub fn send(&mut self, request: &Request) -> Response {
+        self.send_all(std::slice::from_ref(request))
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Opens a stream for each request, all before reading any response, and
+    /// returns the responses in the order of `requests`, however they arrived.
+    pub fn send_all(&mut self, requests: &[Request]) -> Vec<Response> {
+        let heads: Vec<_> = requests.iter().map(head_or_panic).collect();
+        let client = &self.client;
+        self.runtime.block_on(async {
+            let mut readers = Vec::new();
+            for (head, body) in heads {
+                let started = start(client, head, body).await;
+                // Each response is read by a task of its own, so an unread one
+                // cannot hold up the others behind the connection's window.
+                readers.push(tokio::spawn(async move { read(started?.0).await }));
+            }
+            let mut responses = Vec::new();
+            for reader in readers {
+                responses.push(reader.await.ok().flatten().unwrap_or_default());
+            }
+            responses
+        })
+    }
+
+    /// Sends `request`, waits up to `wait` for its response, then cancels the
+    /// stream (RST_STREAM with CANCEL), as a client that gives up does. True if
+    /// it was cancelled before any response came, false if a response came first
+    /// (or the stream could not be opened).
+    pub fn cancel_after(&mut self, request: &Request, wait: Duration) -> bool {
+        let (head, body) = head_or_panic(request);
+        let client = &self.client;
+        self.runtime.block_on(async {
+            let Some((response, stream)) = start(client, head, body).await else {
+                return false;
+            };
+            let cancelled = timeout(wait, response).await.is_err();
+            // Dropping the last handles of an open stream is what makes h2 reset it.
+            drop(stream);
+            // Let the connection task put the reset on the wire now, not at the
+            // next request.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            cancelled
+        })
+    }
+}
+
+fn head_or_panic(request: &Request) -> (http::Request<()>, Bytes) {
     let head = head(request).unwrap_or_else(|why| {
         panic!("cannot send {request:?} over HTTP/2: {why} (send it over HTTP/1.1)")
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"));
-    let body = Bytes::copy_from_slice(&request.body);
-    runtime
-        .block_on(exchange(addr, head, body))
-        .unwrap_or_default()
+    (head, Bytes::copy_from_slice(&request.body))
 }
 
 /// The request's pseudo-headers and fields, as h2 takes them.
@@ -100,20 +183,25 @@ async fn within<T, E>(limit: Duration, future: impl Future<Output = Result<T, E>
     timeout(limit, future).await.ok()?.ok()
 }
 
-async fn exchange(addr: SocketAddr, head: http::Request<()>, body: Bytes) -> Option<Response> {
-    let tcp = within(CONNECT_TIMEOUT, TcpStream::connect(addr)).await?;
-    let _ = tcp.set_nodelay(true);
-    let (client, connection) = within(READ_TIMEOUT, h2::client::handshake(tcp)).await?;
-    // The connection task moves the frames; the runtime drives it while this
-    // future waits, and drops it (closing the socket) when `send` returns.
-    tokio::spawn(connection);
-    let mut client = within(READ_TIMEOUT, client.ready()).await?;
+/// Opens a stream for `head` and sends `body`; the response to wait for, and the
+/// stream's sending half, which resets the stream if dropped before it ends.
+async fn start(
+    client: &SendRequest<Bytes>,
+    head: http::Request<()>,
+    body: Bytes,
+) -> Option<(ResponseFuture, SendStream<Bytes>)> {
+    let mut client = within(READ_TIMEOUT, client.clone().ready()).await?;
     let (response, mut stream) = client.send_request(head, body.is_empty()).ok()?;
     if !body.is_empty() {
         // h2 queues what the peer's window does not yet allow and sends it as
-        // the window opens; the connection task does that while we wait below.
+        // the window opens; the connection task does that while we wait.
         stream.send_data(body, true).ok()?;
     }
+    Some((response, stream))
+}
+
+/// Reads a response whole: status, headers, every DATA frame to the end.
+async fn read(response: ResponseFuture) -> Option<Response> {
     let response = within(READ_TIMEOUT, response).await?;
     let (parts, mut received) = response.into_parts();
     let mut body = Vec::new();

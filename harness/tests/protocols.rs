@@ -2,9 +2,10 @@
 //! Envoy as the protocol it was meant to be, `Envoy::send` follows
 //! `HARNESS_HTTP`, and the HTTP/2 client puts a request on the wire as an HTTP/2
 //! client should (`:authority`, lowercase names, separate repeated fields, no
-//! connection headers), failing with status 0 where the HTTP/1 client does.
+//! connection headers), failing with status 0 where the HTTP/1 client does, and
+//! carries several streams on one connection.
 
-use harness::{Protocol, Request, Response, Server, Stack};
+use harness::{h2c, Protocol, Request, Response, Server, Stack};
 use std::net::TcpListener;
 
 /// Envoy's downstream request counters for the test listener, by protocol.
@@ -110,6 +111,30 @@ fn an_h2_request_looks_like_one_from_a_real_client() {
             .header("x-echo-header", "x-twice: 2"),
     );
     assert_eq!(resp.headers_named("x-twice"), ["1", "2"]);
+}
+
+#[test]
+fn streams_on_one_h2_connection_answer_in_request_order() {
+    let envoy = Stack::new().start();
+    let connections = || {
+        envoy
+            .stat("http.main.downstream_cx_http2_total")
+            .expect("the h2 connection counter")
+    };
+    let before = connections();
+    let mut connection = h2c::Connection::open(envoy.addr()).expect("an h2c connection");
+    let requests: Vec<Request> = (0..4)
+        .map(|n| Request::get(&format!("/status/{}", 200 + n)))
+        .collect();
+    let responses = connection.send_all(&requests);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 201, 202, 203]);
+    assert_eq!(
+        connection.send(&Request::get("/again")).echoed().path,
+        "/again"
+    );
+    assert_eq!(connections(), before + 1, "all on one connection");
+    assert_eq!(counts(&envoy).1, 5);
 }
 
 #[test]
