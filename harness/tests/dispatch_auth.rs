@@ -5,7 +5,9 @@
 
 use harness::envoy::{static_cluster, LOG_WAIT};
 use harness::http::{read_response, send_raw};
-use harness::{assert_config_refused, Envoy, Reply, Request, Response, Server, Stack};
+use harness::{
+    assert_config_refused, h2c, Envoy, Protocol, Reply, Request, Response, Server, Stack,
+};
 use serde_json::{json, Value};
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -538,6 +540,130 @@ fn a_client_that_leaves_while_the_call_is_out_harms_nothing() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(envoy.echo().count(), 1);
     assert!(!envoy.log().contains("panicked"), "{}", envoy.log());
+}
+
+/// The HTTP/2 form of a client that leaves: it resets its stream (RST_STREAM)
+/// while the call is out and keeps the connection, which must go on serving.
+#[test]
+fn an_h2_stream_cancelled_while_the_call_is_out_harms_nothing() {
+    let auth = auth_service();
+    // The call's timeout and the wait before cancelling are generous so that, on
+    // a busy machine, each call is surely out when its stream is cancelled.
+    let timeout = Duration::from_millis(2500);
+    let envoy = plugin_envoy(
+        auth.addr(),
+        json!({"path_prefix": "/check", "timeout_ms": timeout.as_millis() as u64}),
+    );
+    let mut connection = h2c::Connection::open(envoy.addr()).expect("an h2c connection");
+    for n in 1..=3 {
+        assert!(
+            connection.cancel_after(&Request::get("/slow"), Duration::from_millis(500)),
+            "answered before it was cancelled"
+        );
+        let start = Instant::now();
+        while auth.count() < n && start.elapsed() < LOG_WAIT {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            auth.count(),
+            n,
+            "the call for cancelled stream {n} was made"
+        );
+    }
+    // The same connection serves the next stream while the calls are still out...
+    let resp = connection.send(&Request::get("/allow"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    // ...and after they ended for streams that are gone.
+    std::thread::sleep(timeout + Duration::from_millis(300));
+    let resp = connection.send(&Request::get("/allow"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(envoy.echo().count(), 2);
+    assert!(!envoy.log().contains("panicked"), "{}", envoy.log());
+}
+
+/// Several streams on one HTTP/2 connection, their calls out at once and
+/// answered in another order: each stream gets its own decision.
+#[test]
+fn concurrent_h2_streams_each_get_their_own_decision() {
+    let auth = auth_service();
+    let envoy = plugin_envoy(
+        auth.addr(),
+        json!({"path_prefix": "/check", "allowed_upstream_headers": ["x-user-id"]}),
+    );
+    let mut connection = h2c::Connection::open(envoy.addr()).expect("an h2c connection");
+    let responses = connection.send_all(&[
+        // Denied last: its auth service answers after 300 ms.
+        Request::new("POST", "/slow-deny").body("held"),
+        Request::get("/allow/1").header("x-user-id", "root"),
+        Request::get("/deny401"),
+        Request::get("/allow-anon").header("x-user-id", "root"),
+        Request::get("/deny403"),
+    ]);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [403, 200, 401, 200, 403], "{responses:?}");
+    assert_eq!(responses[0].text(), "slowly denied\n");
+    assert_eq!(responses[2].text(), "who are you?\n");
+    assert_eq!(responses[4].text(), "forbidden by policy\n");
+    let first = responses[1].echoed();
+    assert_eq!(first.path, "/allow/1");
+    assert_eq!(first.header_value("x-user-id"), Some("42"));
+    let anon = responses[3].echoed();
+    assert_eq!(anon.path, "/allow-anon");
+    assert_eq!(anon.header_value("x-user-id"), None);
+    assert_eq!(envoy.echo().count(), 2);
+    assert_eq!(auth.count(), 5);
+}
+
+/// Every occurrence of an allowed header reaches the auth service as Envoy holds
+/// it, which depends on the protocol: over both, separate fields of an ordinary
+/// header stay separate and `authorization` is joined with ','; `cookie` fields
+/// are joined with "; " over HTTP/2 only (RFC 9113 8.2.3).
+#[test]
+fn every_occurrence_of_an_allowed_header_is_forwarded_over_both_protocols() {
+    let auth = auth_service();
+    let envoy = plugin_envoy(
+        auth.addr(),
+        json!({"path_prefix": "/check", "allowed_headers": ["authorization", "x-team", "cookie"]}),
+    );
+    let request = Request::get("/allow")
+        .header("authorization", "Bearer a")
+        .header("x-team", "red")
+        .header("cookie", "a=1")
+        .header("authorization", "Bearer b")
+        .header("x-team", "blue")
+        .header("cookie", "b=2")
+        .header("x-other", "not allowed");
+    for (protocol, cookies) in [
+        (Protocol::Http1, vec!["a=1", "b=2"]),
+        (Protocol::Http2, vec!["a=1; b=2"]),
+    ] {
+        auth.clear();
+        let resp = envoy.send_over(protocol, &request);
+        assert_eq!(resp.status, 200, "{protocol}: {}", resp.text());
+        let calls = auth.received();
+        assert_eq!(calls.len(), 1, "{protocol}");
+        let values = |name: &str| -> Vec<&str> {
+            calls[0]
+                .headers
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        assert_eq!(values("authorization"), ["Bearer a,Bearer b"], "{protocol}");
+        assert_eq!(values("x-team"), ["red", "blue"], "{protocol}");
+        assert_eq!(values("cookie"), cookies, "{protocol}");
+        assert!(values("x-other").is_empty(), "{protocol}");
+        // The call carries what the upstream gets.
+        let seen = resp.echoed();
+        let upstream: Vec<&str> = seen
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(upstream, cookies, "{protocol}");
+    }
 }
 
 #[test]
