@@ -502,7 +502,8 @@ fn malformed_authorization_is_a_401_never_a_crash() {
             Some(WRONG),
             "denied: authorization header too long",
         ),
-        // Several headers, which Envoy joins with ',': refused even when each is valid.
+        // Several headers, which Envoy joins with ',' (over HTTP/1.1 and HTTP/2
+        // alike): refused even when each is valid.
         (
             "two valid headers",
             vec![ok.clone(), ok.clone()],
