@@ -1,12 +1,14 @@
 //! `cargo xtask test`: native unit tests, then the plugins built to wasm and the
-//! end-to-end tests run against them in a real Envoy.
+//! end-to-end tests run against them in a real Envoy, over HTTP/1.1 and then,
+//! for the plugins' tests, over HTTP/2 (h2c).
 
 use crate::util::{output, root, run, Result};
 use crate::{build, envoy};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Arguments after `--` go to the end-to-end `cargo test` (a test name filter, say).
+/// Arguments after `--` go to both end-to-end `cargo test` passes (a test name
+/// filter, say): all the tests over HTTP/1.1, then the plugins' over HTTP/2.
 pub fn run_command(args: &[String]) -> Result<()> {
     let extra: &[String] = match args.split_first() {
         None => &[],
@@ -54,22 +56,61 @@ pub fn run_command(args: &[String]) -> Result<()> {
     phases.start("envoy", "finding Envoy");
     let envoy = envoy::find()?;
 
-    phases.start("end-to-end", "end-to-end tests (real Envoy)");
-    let result = run(Command::new(&cargo)
-        .current_dir(root())
-        .args(["test", "--package", "harness", "--"])
-        .args(extra)
-        .env("ENVOY_BIN", envoy)
-        // The gateway tests drive `run` and `build-all` through this very binary.
-        .env(
-            "XTASK_BIN",
-            std::env::current_exe().map_err(|e| e.to_string())?,
-        )
-        .env("PLUGIN_DIST", build::dist_dir()));
+    let xtask = std::env::current_exe().map_err(|e| e.to_string())?;
+    let end_to_end = |http: &str, tests: &[&str]| {
+        let mut command = Command::new(&cargo);
+        command
+            .current_dir(root())
+            .args(["test", "--package", "harness"]);
+        for test in tests {
+            command.args(["--test", test]);
+        }
+        command
+            .arg("--")
+            .args(extra)
+            .env("ENVOY_BIN", &envoy)
+            // The gateway tests drive `run` and `build-all` through this very binary.
+            .env("XTASK_BIN", &xtask)
+            .env("PLUGIN_DIST", build::dist_dir())
+            // Set even for HTTP/1.1, so a HARNESS_HTTP left in the caller's
+            // environment cannot make both passes the same protocol.
+            .env("HARNESS_HTTP", http);
+        command
+    };
+
+    phases.start(
+        "end-to-end HTTP/1.1",
+        "end-to-end tests (real Envoy, HTTP/1.1)",
+    );
+    let http1 = run(&mut end_to_end("1.1", &[]))
+        .map_err(|e| format!("end-to-end tests over HTTP/1.1: {e}"));
+    // Run even when HTTP/1.1 failed: whether a failure is protocol-specific is
+    // the first thing to know about it.
+    phases.start(
+        "end-to-end HTTP/2",
+        &format!(
+            "end-to-end tests again over HTTP/2 (h2c, HARNESS_HTTP=2): {}",
+            HTTP2_PASS.join(", ")
+        ),
+    );
+    let http2 = run(&mut end_to_end("2", &HTTP2_PASS))
+        .map_err(|e| format!("end-to-end tests over HTTP/2 (HARNESS_HTTP=2): {e}"));
     // Printed whether or not the end-to-end tests passed.
     println!("{}", phases.summary());
-    result
+    http1.and(http2)
 }
+
+/// The end-to-end test binaries run a second time with `HARNESS_HTTP=2`: every
+/// plugin's, and `protocols`, which checks with Envoy's own counters that the
+/// pass really is HTTP/2. Not `gateways`: it drives the xtask binary, and what it
+/// checks (files, swaps, processes) does not depend on the client's protocol.
+const HTTP2_PASS: [&str; 5] = [
+    "header_authorization",
+    "basic_auth",
+    "response_headers",
+    "dispatch_auth",
+    "protocols",
+];
 
 /// Wall time per phase, so a CI log shows where the time goes.
 #[derive(Default)]
