@@ -1,7 +1,8 @@
 //! An HTTP/2 client over cleartext TCP with prior knowledge (h2c): the same
 //! [`Request`] and [`Response`] as the HTTP/1.1 client, so any end-to-end test can
 //! run over either protocol, and a [`Connection`] for what only HTTP/2 can do
-//! (concurrent streams, cancelling one). Built on `h2` with a current-thread tokio
+//! (concurrent streams, cancelling one, a body streamed without a length and
+//! ended by trailers). Built on `h2` with a current-thread tokio
 //! runtime per connection: tests block on each exchange, so nothing is gained by
 //! sharing a runtime, and [`send`]'s fresh connection per request keeps requests
 //! as independent as the HTTP/1 client's `connection: close` does.
@@ -53,7 +54,8 @@ pub fn send(addr: SocketAddr, request: &Request) -> Response {
 }
 
 /// One h2c connection, for what only HTTP/2 can do: several streams at once on
-/// one connection, and a stream cancelled while the connection stays up.
+/// one connection, a stream cancelled while the connection stays up, a body
+/// streamed in DATA frames with trailers.
 pub struct Connection {
     // Current-thread: the connection's frames move only while a method of this
     // type blocks on the runtime, which is all a test needs.
@@ -110,6 +112,46 @@ impl Connection {
         })
     }
 
+    /// Sends `request`'s headers, then after `delay` its body, then `trailers`
+    /// (when there are any) to end the stream, as a client streaming a body
+    /// does: no `content-length` is added. Reads the response, which may come
+    /// before the body is sent.
+    pub fn send_streamed(
+        &mut self,
+        request: &Request,
+        delay: Duration,
+        trailers: &[(&str, &str)],
+    ) -> Response {
+        let head = head(request, false).unwrap_or_else(|why| cannot_send(request, &why));
+        let body = Bytes::copy_from_slice(&request.body);
+        let mut trailer_map = http::HeaderMap::new();
+        for (name, value) in trailers {
+            let field = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .ok()
+                .zip(HeaderValue::from_str(value).ok())
+                .unwrap_or_else(|| cannot_send(request, &format!("trailer {name}: {value}")));
+            trailer_map.append(field.0, field.1);
+        }
+        let client = &self.client;
+        self.runtime
+            .block_on(async {
+                let mut client = within(READ_TIMEOUT, client.clone().ready()).await?;
+                let (response, mut stream) = client.send_request(head, false).ok()?;
+                tokio::time::sleep(delay).await;
+                // Send errors are ignored: a peer that answered and reset the
+                // stream early has a response to read all the same.
+                let end = trailer_map.is_empty();
+                if !body.is_empty() || end {
+                    let _ = stream.send_data(body, end);
+                }
+                if !end {
+                    let _ = stream.send_trailers(trailer_map);
+                }
+                read(response).await
+            })
+            .unwrap_or_default()
+    }
+
     /// Sends `request`, waits up to `wait` for its response, then cancels the
     /// stream (RST_STREAM with CANCEL), as a client that gives up does. True if
     /// it was cancelled before any response came, false if a response came first
@@ -133,14 +175,17 @@ impl Connection {
 }
 
 fn head_or_panic(request: &Request) -> (http::Request<()>, Bytes) {
-    let head = head(request).unwrap_or_else(|why| {
-        panic!("cannot send {request:?} over HTTP/2: {why} (send it over HTTP/1.1)")
-    });
+    let head = head(request, true).unwrap_or_else(|why| cannot_send(request, &why));
     (head, Bytes::copy_from_slice(&request.body))
 }
 
-/// The request's pseudo-headers and fields, as h2 takes them.
-fn head(request: &Request) -> Result<http::Request<()>, String> {
+fn cannot_send(request: &Request, why: &str) -> ! {
+    panic!("cannot send {request:?} over HTTP/2: {why} (send it over HTTP/1.1)")
+}
+
+/// The request's pseudo-headers and fields, as h2 takes them; with
+/// `content_length`, one for a body the request gives no length for.
+fn head(request: &Request, content_length: bool) -> Result<http::Request<()>, String> {
     let method = Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
     let authority = request.header_value("host").unwrap_or("test.local").trim();
     let uri = Uri::builder()
@@ -171,7 +216,10 @@ fn head(request: &Request) -> Result<http::Request<()>, String> {
         // `append`, not `insert`: each occurrence stays a field of its own on the wire.
         headers.append(name, value);
     }
-    if !request.body.is_empty() && request.header_value("content-length").is_none() {
+    if content_length
+        && !request.body.is_empty()
+        && request.header_value("content-length").is_none()
+    {
         headers.insert(http::header::CONTENT_LENGTH, request.body.len().into());
     }
     Ok(out)

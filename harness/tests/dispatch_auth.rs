@@ -64,6 +64,13 @@ fn auth_service() -> Server {
                     ..Default::default()
                 },
             ),
+            "slow-allow" => Reply::Delay(
+                Duration::from_millis(300),
+                Response {
+                    status: 200,
+                    ..Default::default()
+                },
+            ),
             "close" => Reply::Close,
             "user" => match token.strip_prefix("Bearer ") {
                 Some(user) if user.starts_with("good-") => {
@@ -364,6 +371,30 @@ fn a_request_body_is_held_until_the_decision() {
     // Allowed, the held body reaches the upstream whole.
     let resp = envoy.send(&Request::new("POST", "/allow").body("y".repeat(10_000)));
     assert_eq!(resp.echoed().body, "y".repeat(10_000).as_bytes());
+}
+
+/// The HTTP/2 form of a held body: DATA frames with no content-length, and
+/// trailers, arriving while the call is out, wait for the decision too.
+#[test]
+fn an_h2_body_and_trailers_are_held_until_the_decision() {
+    let auth = auth_service();
+    let envoy = plugin_envoy(auth.addr(), json!({"path_prefix": "/check"}));
+    let mut connection = h2c::Connection::open(envoy.addr()).expect("an h2c connection");
+    // Sent while the auth service (300 ms) has not answered yet.
+    let delay = Duration::from_millis(100);
+    for trailers in [&[][..], &[("x-checksum", "5")][..]] {
+        let before = envoy.echo().count();
+        let deny = Request::new("POST", "/slow-deny").body("hello");
+        let resp = connection.send_streamed(&deny, delay, trailers);
+        assert_eq!(resp.status, 403, "trailers {trailers:?}: {}", resp.text());
+        assert_eq!(resp.text(), "slowly denied\n");
+        assert_eq!(envoy.echo().count(), before, "trailers {trailers:?}");
+        let allow = Request::new("POST", "/slow-allow").body("hello");
+        let resp = connection.send_streamed(&allow, delay, trailers);
+        assert_eq!(resp.status, 200, "trailers {trailers:?}: {}", resp.text());
+        assert_eq!(resp.echoed().body, b"hello", "trailers {trailers:?}");
+    }
+    assert_eq!(auth.count(), 4);
 }
 
 /// The failure cases: the auth-service path, and a word for the warn line.
