@@ -2,10 +2,10 @@
 //! [`Request`] and [`Response`] as the HTTP/1.1 client, so any end-to-end test can
 //! run over either protocol, and a [`Connection`] for what only HTTP/2 can do
 //! (concurrent streams, cancelling one, a body streamed without a length and
-//! ended by trailers). Built on `h2` with a current-thread tokio
-//! runtime per connection: tests block on each exchange, so nothing is gained by
-//! sharing a runtime, and [`send`]'s fresh connection per request keeps requests
-//! as independent as the HTTP/1 client's `connection: close` does.
+//! ended by trailers). Built on `h2` with a current-thread tokio runtime per
+//! connection: tests block on each exchange, so nothing is gained by sharing a
+//! runtime, and [`send`]'s fresh connection per request keeps requests as
+//! independent as the HTTP/1 client's `connection: close` does.
 
 use crate::http::{Request, Response};
 use bytes::Bytes;

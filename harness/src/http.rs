@@ -14,8 +14,8 @@ use std::time::Duration;
 pub enum Protocol {
     /// HTTP/1.1, one request per connection.
     Http1,
-    /// HTTP/2 over cleartext TCP with prior knowledge (h2c), one stream per
-    /// connection.
+    /// HTTP/2 over cleartext TCP with prior knowledge (h2c), one request per
+    /// connection too; [`crate::h2c::Connection`] carries several.
     Http2,
 }
 
