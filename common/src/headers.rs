@@ -55,6 +55,17 @@ pub fn is_framing(name: &str) -> bool {
     matches!(name, "content-length" | "transfer-encoding")
 }
 
+/// True for the connection-specific headers (`name` lowercase): they describe one
+/// hop, Envoy manages them per connection, and HTTP/2 forbids them in a message
+/// (RFC 9113 §8.2.2): Envoy 1.40 passes a `te` response header on, and every
+/// HTTP/2 response that carries it then fails with a stream error.
+pub fn is_connection_specific(name: &str) -> bool {
+    matches!(
+        name,
+        "connection" | "keep-alive" | "proxy-connection" | "te" | "upgrade"
+    )
+}
+
 /// A configured header value: CR, LF and NUL would split or truncate the header.
 pub fn check_value<'a>(node: &Node<'_>, value: &'a str) -> Result<&'a str, ConfigError> {
     if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {

@@ -239,6 +239,6 @@ fn the_vm_reports_its_memory_as_a_gauge() {
         .stat("wasmcustom.header-authorization.wasm_memory_bytes")
         .expect("the gauge is defined");
     // A wasm page is 64 KiB; a configured VM holds at least its stack and data.
-    assert!(bytes >= 65536 && bytes % 65536 == 0, "{bytes}");
+    assert!(bytes >= 65536 && bytes.is_multiple_of(65536), "{bytes}");
     assert!(bytes < 64 << 20, "{bytes}");
 }

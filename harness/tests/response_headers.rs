@@ -488,7 +488,6 @@ fn ordering_with_header_authorization() {
 /// be refused at load, naming the field, as `content-length` is; failing that,
 /// the response must still reach an HTTP/2 client. Either passes this test.
 #[test]
-#[ignore = "BUG (response-headers config): a `te` response header is accepted, and over HTTP/2 every response then fails with a stream error"]
 fn a_te_response_header_is_refused_or_harmless_over_http2() {
     for action in ["set", "append", "add_if_absent"] {
         let config =

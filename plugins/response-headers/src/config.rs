@@ -3,7 +3,7 @@
 
 use crate::plan::{Action, Builder, Plan};
 use common::config::{parse_json, ConfigError, Fields, Node};
-use common::headers::{check_name, check_value, is_framing};
+use common::headers::{check_name, check_value, is_connection_specific, is_framing};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +115,9 @@ fn header_name(node: &Node<'_>, name: &str, request: bool) -> Result<String, Con
     match lower.as_str() {
         framing if is_framing(framing) => Err(node.error(format!(
             "'{lower}' frames the message: Envoy sets it, and it cannot be changed here"
+        ))),
+        hop if is_connection_specific(hop) => Err(node.error(format!(
+            "'{lower}' is connection-specific: Envoy manages it per connection, and an HTTP/2 message carrying it is a protocol error"
         ))),
         "host" if request => Err(node.error(
             "'host' cannot be changed here: Envoy holds it as :authority (route on the host instead)",
@@ -309,6 +312,14 @@ mod tests {
             (
                 r#"{"response_headers": [{"name": "a", "value": "1", "append": true}]}"#,
                 "response_headers[0].append: unknown field (known fields: action, name, value)",
+            ),
+            (
+                r#"{"response_headers": [{"name": "TE", "value": "gzip"}]}"#,
+                "response_headers[0].name: 'te' is connection-specific: Envoy manages it per connection, and an HTTP/2 message carrying it is a protocol error",
+            ),
+            (
+                r#"{"remove_request_headers": ["connection"]}"#,
+                "remove_request_headers[0]: 'connection' is connection-specific: Envoy manages it per connection, and an HTTP/2 message carrying it is a protocol error",
             ),
             (
                 r#"{"response_headers": {"a": "1"}}"#,
