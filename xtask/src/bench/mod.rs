@@ -2,7 +2,7 @@
 //! beside the native Envoy filter that does the same job. Each case runs in its own
 //! Envoy (one worker) under 16 keep-alive connections; the cost is Envoy's CPU time
 //! (all threads, from /proc schedstat) divided by the requests sent, minus the same
-//! figure for an Envoy with no filter.
+//! figure for an Envoy with no filter. `--soak` (in `soak/`) watches memory instead.
 
 use crate::util::{Args, Result};
 use crate::{build, envoy};
