@@ -68,7 +68,7 @@ impl Kind {
     }
 
     /// The plugin that answers this kind itself, and its status.
-    fn answered_by(self) -> Option<(&'static str, u16)> {
+    pub fn answered_by(self) -> Option<(&'static str, u16)> {
         match self {
             Kind::Hit | Kind::NewKey | Kind::ClientGone => None,
             Kind::HeaderDenied => Some(("header-authorization", 403)),

@@ -175,7 +175,13 @@ pub fn run(requests: usize, only: Option<&str>) -> Result<()> {
     ));
     let mix: Vec<String> = Kind::ALL
         .iter()
-        .map(|k| format!("{} {}", k.share(), k.label()))
+        .map(|k| match k.answered_by() {
+            // A sub-stack still sends the whole mix; say which kinds now pass.
+            Some((plugin, _)) if !plugins.contains(&plugin) => {
+                format!("{} {} (not in the stack: passes)", k.share(), k.label())
+            }
+            _ => format!("{} {}", k.share(), k.label()),
+        })
         .collect();
     report.line(format!("mix per 100 requests: {}", mix.join("; ")));
     report.line(format!(
