@@ -39,6 +39,12 @@ commands:
   bench [--requests N]
                per-request Envoy CPU cost of each plugin beside its native twin,
                N requests per case and round (default 10000)
+  bench --soak [--requests N] [--plugins LIST]
+               N requests (default 1000000, at most 20 minutes) through the four
+               plugins stacked, with allowed, denied, cache-missing and abandoned
+               requests mixed in; Envoy's RSS and each plugin VM's wasm memory
+               every 100k requests, their growth and a flat/growing verdict, also
+               written to target/bench/soak.txt (--plugins a,b or none: a sub-stack)
 ";
 
 fn main() -> ExitCode {

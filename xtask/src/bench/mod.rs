@@ -2,7 +2,7 @@
 //! beside the native Envoy filter that does the same job. Each case runs in its own
 //! Envoy (one worker) under 16 keep-alive connections; the cost is Envoy's CPU time
 //! (all threads, from /proc schedstat) divided by the requests sent, minus the same
-//! figure for an Envoy with no filter.
+//! figure for an Envoy with no filter. `--soak` (in `soak/`) watches memory instead.
 
 use crate::util::{Args, Result};
 use crate::{build, envoy};
@@ -12,6 +12,8 @@ use harness::{Reply, Request, Server, Stack};
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+
+mod soak;
 
 const WARMUP: usize = 1000;
 const CONNECTIONS: usize = 16;
@@ -127,48 +129,70 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "all four plugins stacked",
-            filters: vec![
-                Plugin(
-                    "response-headers",
-                    json!({"response_headers": [{"name": "hello", "value": "world"}]}),
-                ),
-                Plugin("header-authorization", json!({})),
-                Plugin(
-                    "basic-auth",
-                    json!({"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": [ALICE_SHA]}]}),
-                ),
-                Plugin("dispatch-auth", {
-                    let mut c = dispatch(600_000);
-                    c["allowed_headers"] = json!(["x-token"]);
-                    c
-                }),
-            ],
-            headers: &[
-                ("allow", "true"),
-                ("authorization", ALICE_BASIC),
-                ("x-token", "demo"),
-            ],
+            filters: stacked(),
+            headers: STACKED_HEADERS,
         },
     ]
 }
 
+/// The four plugins in one chain, as a gateway would run them; the soak runs the same.
+fn stacked() -> Vec<Filter> {
+    vec![
+        Filter::Plugin(
+            "response-headers",
+            json!({"response_headers": [{"name": "hello", "value": "world"}]}),
+        ),
+        Filter::Plugin("header-authorization", json!({})),
+        Filter::Plugin(
+            "basic-auth",
+            json!({"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": [ALICE_SHA]}]}),
+        ),
+        Filter::Plugin(
+            "dispatch-auth",
+            json!({"cluster": "auth", "allowed_headers": ["x-token"], "cache": {"ttl_ms": 600_000}}),
+        ),
+    ]
+}
+
+/// Request headers that every filter of [`stacked`] lets through.
+const STACKED_HEADERS: &[(&str, &str)] = &[
+    ("allow", "true"),
+    ("authorization", ALICE_BASIC),
+    ("x-token", "demo"),
+];
+
 pub fn run_command(args: &[String]) -> Result<()> {
-    let mut requests = 10000;
+    let mut requests = None;
+    let mut soak = false;
+    let mut only = None;
     let mut args = Args::new("bench", args);
     while let Some(flag) = args.flag() {
         match flag {
             "--requests" => {
-                requests = args
-                    .parsed::<std::num::NonZeroUsize>(flag, "a positive number")?
-                    .get()
+                requests = Some(
+                    args.parsed::<std::num::NonZeroUsize>(flag, "a positive number")?
+                        .get(),
+                )
             }
+            "--soak" => soak = true,
+            "--plugins" => only = Some(args.value(flag)?),
             other => return Err(args.unexpected(other)),
         }
+    }
+    if only.is_some() && !soak {
+        return Err("bench: --plugins goes with --soak".into());
+    }
+    if soak {
+        soak::check(only.as_deref())?;
     }
     build::build(&build::plugins()?)?;
     let envoy_bin = envoy::find()?;
     std::env::set_var("ENVOY_BIN", envoy_bin);
     std::env::set_var("PLUGIN_DIST", build::dist_dir());
+    if soak {
+        return soak::run(requests.unwrap_or(soak::REQUESTS), only.as_deref());
+    }
+    let requests = requests.unwrap_or(10000);
 
     // The auth service answers from this process, so its CPU is not Envoy's; the
     // route answers directly, so no upstream shares the machine's two cores either.
