@@ -505,6 +505,10 @@ fn fail_reload_a_request_that_always_crashes_gets_one_reload_per_backoff() {
     assert!(success >= 1, "no reload in {elapsed:?}");
     // A user's request passes only on a fresh VM that the next crash kills.
     assert!(passed <= success, "{passed} passed, {success} reloads");
+    // The attacker's last word, so the VM is dead even if the last user request
+    // had just reloaded it; then it stops.
+    let (crashed, _) = crash(&envoy, "panic", None);
+    assert_eq!(seen(&crashed), Seen::Refused);
     std::thread::sleep(RELOAD_BACKOFF_MAX + Duration::from_millis(500));
     assert_eq!(
         seen(&get(&envoy)),
