@@ -221,7 +221,7 @@ fn report(test: &str, lines: &[String]) {
 }
 
 #[test]
-fn fail_closed_refuses_every_later_request_until_envoy_restarts() {
+fn fail_closed_refuses_every_later_request_and_never_retries() {
     let mut lines = Vec::new();
     for kind in KINDS {
         let envoy = start(vec![trap("auth", "FAIL_CLOSED")], 1);

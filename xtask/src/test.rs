@@ -111,7 +111,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
 /// pass really is HTTP/2. Not `gateways`: it drives the xtask binary, and what it
 /// checks (files, swaps, processes) does not depend on the client's protocol. Not
 /// `crash_policy`: it pins what Envoy does with a dead VM, not what a plugin does
-/// with a request, and takes a minute of two busy cores (1 GiB leaks) per pass.
+/// with a request, and keeps two cores busy for 25 s (1 GiB leaks) per pass.
 const HTTP2_PASS: [&str; 5] = [
     "header_authorization",
     "basic_auth",
