@@ -5,7 +5,8 @@
 //! that crashes every time costs, which stats and log lines show it, and how far one
 //! crash reaches when filters have VMs of their own or share one (as in Istio).
 //! The README's "Crash policy" section reports these findings; the measured numbers
-//! are written to `target/e2e/crash-policy/<test>.txt`.
+//! are written to `target/e2e/crash-policy/<test>.txt`. Every test's name holds
+//! `vm_crash`, so `cargo xtask test -- vm_crash` runs just these.
 
 use harness::envoy::{hcm, plugin_config, target_dir, test_module, wasm_filter_at, LOG_WAIT};
 use harness::{Envoy, Response, Stack};
@@ -221,7 +222,7 @@ fn report(test: &str, lines: &[String]) {
 }
 
 #[test]
-fn fail_closed_refuses_every_later_request_and_never_retries() {
+fn fail_closed_refuses_everything_after_a_vm_crash_and_never_retries() {
     let mut lines = Vec::new();
     for kind in KINDS {
         let envoy = start(vec![trap("auth", "FAIL_CLOSED")], 1);
@@ -290,7 +291,7 @@ fn fail_closed_refuses_every_later_request_and_never_retries() {
 }
 
 #[test]
-fn fail_open_lets_every_later_request_through_unchecked() {
+fn fail_open_lets_everything_through_unchecked_after_a_vm_crash() {
     let mut lines = Vec::new();
     for kind in KINDS {
         let envoy = start(vec![trap("auth", "FAIL_OPEN")], 1);
@@ -391,7 +392,7 @@ fn until_recovered(envoy: &Envoy, since: Instant, context: &str) -> Recovery {
 }
 
 #[test]
-fn fail_reload_recreates_the_vm_once_the_backoff_has_passed() {
+fn fail_reload_replaces_the_vm_after_a_vm_crash_once_the_backoff_has_passed() {
     let mut lines = Vec::new();
     for kind in KINDS {
         let envoy = start(vec![trap("auth", "FAIL_RELOAD")], 1);
@@ -471,7 +472,7 @@ fn fail_reload_recreates_the_vm_once_the_backoff_has_passed() {
 }
 
 #[test]
-fn fail_reload_a_request_that_always_crashes_gets_one_reload_per_backoff() {
+fn fail_reload_a_vm_crash_on_every_request_gets_one_reload_per_backoff() {
     let mut lines = Vec::new();
     let envoy = start(vec![trap("auth", "FAIL_RELOAD")], 1);
     assert_serves_fresh(&envoy, "crash loop");
@@ -564,7 +565,7 @@ fn fail_reload_a_request_that_always_crashes_gets_one_reload_per_backoff() {
 }
 
 #[test]
-fn a_crash_leaves_filters_with_vms_of_their_own_running() {
+fn a_vm_crash_leaves_filters_with_vms_of_their_own_running() {
     // Both fail open: the crashed one is skipped, the other goes on counting.
     let envoy = start(vec![trap("a", "FAIL_OPEN"), trap("b", "FAIL_OPEN")], 1);
     for n in 1..=2 {
@@ -608,7 +609,7 @@ fn a_crash_leaves_filters_with_vms_of_their_own_running() {
 }
 
 #[test]
-fn a_crash_takes_down_every_instance_sharing_its_vm() {
+fn a_vm_crash_takes_down_every_instance_sharing_the_vm() {
     // One VM: the two instances count on one counter.
     let fresh = |envoy: &Envoy| {
         let r = get(envoy);
@@ -701,7 +702,7 @@ fn a_crash_takes_down_every_instance_sharing_its_vm() {
 }
 
 #[test]
-fn a_crash_takes_down_only_the_vm_of_the_worker_that_ran_it() {
+fn a_vm_crash_takes_down_only_the_vm_of_the_worker_that_ran_it() {
     // Each worker thread has its own copy of the VM; connections are spread over
     // the workers by the kernel, so after one crash some requests still pass.
     let envoy = start(vec![trap("auth", "FAIL_CLOSED")], 2);
