@@ -43,6 +43,12 @@ pub fn dist_dir() -> PathBuf {
         .unwrap_or_else(|| target_dir().join("dist"))
 }
 
+/// Where `cargo xtask test` puts the test-only modules (`harness/modules/*`): beside
+/// `dist`, not in it, so they are never taken for plugins.
+pub fn test_modules_dir() -> PathBuf {
+    target_dir().join("test-modules")
+}
+
 /// A fresh, empty directory for one test's files, `<target>/e2e/<name>-<pid>`,
 /// left in place afterwards for reading.
 pub fn scratch(name: &str) -> PathBuf {
@@ -74,16 +80,38 @@ pub fn module(plugin: &str) -> PathBuf {
     path
 }
 
+/// The test-only module `name` (from `harness/modules/`), which must have been built.
+pub fn test_module(name: &str) -> PathBuf {
+    let path = test_modules_dir().join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask test` (it builds the test modules first)",
+        path.display()
+    );
+    path
+}
+
 /// A wasm HTTP filter entry running `plugin` with `configuration` as its
 /// `pluginConfig` (a JSON text, passed as-is so tests can send invalid JSON too).
 pub fn wasm_filter(name: &str, plugin: &str, configuration: &str) -> Value {
+    wasm_filter_at(name, &module(plugin), configuration)
+}
+
+/// [`wasm_filter`] for the module at `module` (a test module, say).
+pub fn wasm_filter_at(name: &str, module: &Path, configuration: &str) -> Value {
     json!({
         "name": name,
         "typed_config": {
             "@type": WASM_TYPE,
-            "config": wasm_plugin_config(name, &module(plugin), configuration, &[]),
+            "config": wasm_plugin_config(name, module, configuration, &[]),
         }
     })
+}
+
+/// The `PluginConfig` inside a [`wasm_filter`] entry, to edit: its
+/// `failure_policy`, or its `vm_config` (drop `vm_id` to share a VM as Istio does).
+pub fn plugin_config(filter: &mut Value) -> &mut Value {
+    &mut filter["typed_config"]["config"]
 }
 
 /// The `envoy.extensions.wasm.v3.PluginConfig` for one instance: its own VM id, so
@@ -368,6 +396,9 @@ impl Envoy {
             // test run would leave files behind.
             .args(["--disable-hot-restart", "--concurrency"])
             .arg(concurrency.to_string())
+            // Access logs are flushed every 10 s by default: a test that adds one
+            // (to read %RESPONSE_CODE_DETAILS%, say) would wait that long.
+            .args(["--file-flush-interval-msec", "100"])
             .args(["--log-level", "info", "--component-log-level"])
             .arg(format!("wasm:{wasm_level}"))
             .stdin(Stdio::null())

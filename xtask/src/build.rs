@@ -111,8 +111,12 @@ pub fn module_info(plugin: &str, path: &Path) -> Result<Module> {
 
 /// The plugins: directories under `plugins/` with a Cargo.toml, sorted by name.
 pub fn plugins() -> Result<Vec<String>> {
-    let dir = root().join("plugins");
-    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crates_in(&root().join("plugins"))
+}
+
+/// The subdirectories of `dir` that hold a Cargo.toml, by name, sorted.
+fn crates_in(dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut names: Vec<String> = entries
         .flatten()
         .filter(|e| e.path().join("Cargo.toml").is_file())
@@ -127,14 +131,29 @@ pub fn dist_dir() -> PathBuf {
     target_dir().join("dist")
 }
 
+/// The test-only modules: directories under `harness/modules/` with a Cargo.toml,
+/// sorted by name. `cargo xtask test` builds them; `build-all` never does.
+pub fn test_modules() -> Result<Vec<String>> {
+    crates_in(&root().join("harness").join("modules"))
+}
+
 /// Builds `plugins` in one cargo invocation (so std is built once), then shrinks and
 /// copies each module to `target/dist`.
 pub fn build(plugins: &[String]) -> Result<Vec<Module>> {
+    let mut built = build_sets(&[(plugins, dist_dir())])?;
+    Ok(built.pop().unwrap_or_default())
+}
+
+/// Builds every set of crates in one cargo invocation (with `-Zbuild-std`, a second
+/// invocation would build std again), then shrinks and copies each set's modules
+/// to its own directory: plugins to `target/dist`, test modules beside it, so
+/// nothing that reads `dist` mistakes a test module for a plugin.
+pub fn build_sets(sets: &[(&[String], PathBuf)]) -> Result<Vec<Vec<Module>>> {
     let toolchain = Toolchain::find()?;
     let mut cmd = toolchain.cargo_build();
     cmd.current_dir(root());
-    for p in plugins {
-        cmd.args(["-p", p]);
+    for name in sets.iter().flat_map(|(names, _)| names.iter()) {
+        cmd.args(["-p", name]);
     }
     run(&mut cmd)?;
 
@@ -143,45 +162,52 @@ pub fn build(plugins: &[String]) -> Result<Vec<Module>> {
         println!("note: wasm-opt (binaryen) not found; modules are not shrunk further");
     }
     let out_dir = target_dir().join(TARGET).join("release");
-    let dist = dist_dir();
-    std::fs::create_dir_all(&dist).map_err(|e| format!("{}: {e}", dist.display()))?;
-    plugins
-        .iter()
-        .map(|plugin| {
-            let built = out_dir.join(format!("{}.wasm", plugin.replace('-', "_")));
-            let path = module_path(&dist, plugin);
-            let source = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
-            let source_sha = hex(&Sha256::digest(&source));
-            // wasm-opt takes seconds per module on two cores and most builds change
-            // one plugin at most: a module keeps its shrunk copy while the stamp
-            // says it was made, the way wanted now, from the same build.
-            let stamp = dist.join(format!(".{plugin}.wasm.made-from"));
-            let wanted = if wasm_opt.is_some() {
-                "wasm-opt"
-            } else {
-                "copy"
-            };
-            let made = std::fs::read_to_string(&stamp).unwrap_or_default();
-            let module = match module_info(plugin, &path) {
-                Ok(m) if made == format!("{source_sha} {wanted} {}", m.sha256) => m,
-                _ => {
-                    // Written beside the final name and renamed, so an Envoy
-                    // watching the file never sees half a module.
-                    let tmp = dist.join(format!(".{plugin}.wasm.tmp"));
-                    let how = shrink(wasm_opt.as_deref(), &built, &tmp)?;
-                    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-                    let m = module_info(plugin, &path)?;
-                    std::fs::write(&stamp, format!("{source_sha} {how} {}", m.sha256))
-                        .map_err(|e| format!("{}: {e}", stamp.display()))?;
-                    m
-                }
-            };
-            let sum = dist.join(format!("{plugin}.wasm.sha256"));
-            std::fs::write(&sum, format!("{}  {plugin}.wasm\n", module.sha256))
-                .map_err(|e| format!("{}: {e}", sum.display()))?;
-            Ok(module)
+    sets.iter()
+        .map(|(names, dest)| {
+            std::fs::create_dir_all(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            names
+                .iter()
+                .map(|name| place(wasm_opt.as_deref(), &out_dir, dest, name))
+                .collect()
         })
         .collect()
+}
+
+/// Shrinks (or copies) the freshly built module `plugin` into `dest`, with its
+/// sha256 beside it.
+fn place(wasm_opt: Option<&Path>, out_dir: &Path, dest: &Path, plugin: &str) -> Result<Module> {
+    let built = out_dir.join(format!("{}.wasm", plugin.replace('-', "_")));
+    let path = module_path(dest, plugin);
+    let source = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+    let source_sha = hex(&Sha256::digest(&source));
+    // wasm-opt takes seconds per module on two cores and most builds change
+    // one plugin at most: a module keeps its shrunk copy while the stamp
+    // says it was made, the way wanted now, from the same build.
+    let stamp = dest.join(format!(".{plugin}.wasm.made-from"));
+    let wanted = if wasm_opt.is_some() {
+        "wasm-opt"
+    } else {
+        "copy"
+    };
+    let made = std::fs::read_to_string(&stamp).unwrap_or_default();
+    let module = match module_info(plugin, &path) {
+        Ok(m) if made == format!("{source_sha} {wanted} {}", m.sha256) => m,
+        _ => {
+            // Written beside the final name and renamed, so an Envoy
+            // watching the file never sees half a module.
+            let tmp = dest.join(format!(".{plugin}.wasm.tmp"));
+            let how = shrink(wasm_opt, &built, &tmp)?;
+            std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let m = module_info(plugin, &path)?;
+            std::fs::write(&stamp, format!("{source_sha} {how} {}", m.sha256))
+                .map_err(|e| format!("{}: {e}", stamp.display()))?;
+            m
+        }
+    };
+    let sum = dest.join(format!("{plugin}.wasm.sha256"));
+    std::fs::write(&sum, format!("{}  {plugin}.wasm\n", module.sha256))
+        .map_err(|e| format!("{}: {e}", sum.display()))?;
+    Ok(module)
 }
 
 /// Copies `from` to `to` through `wasm-opt -Oz` when there is one; says which it did.
@@ -212,4 +238,28 @@ fn shrink(wasm_opt: Option<&Path>, from: &Path, to: &Path) -> Result<&'static st
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_modules_are_neither_plugins_nor_placed_with_them() {
+        let test_modules = test_modules().unwrap();
+        assert!(
+            test_modules.contains(&"trap".to_string()),
+            "{test_modules:?}"
+        );
+        let plugins = plugins().unwrap();
+        assert!(
+            plugins.iter().all(|p| !test_modules.contains(p)),
+            "{plugins:?} {test_modules:?}"
+        );
+        // So a gateway file naming one is refused like any unknown plugin.
+        assert!(test_modules
+            .iter()
+            .all(|m| crate::plugins::find(m).is_none()));
+        assert_ne!(harness::envoy::test_modules_dir(), dist_dir());
+    }
 }

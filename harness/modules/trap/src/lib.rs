@@ -1,0 +1,124 @@
+//! trap: a test-only filter that kills its own VM on demand, so the end-to-end
+//! tests can pin what Envoy does after a plugin crash under each `failure_policy`.
+//! Not a plugin: `cargo xtask build-all` never builds it; `cargo xtask test` does.
+//!
+//! Request header `x-trap` picks the crash: `panic` (a Rust panic, which the
+//! release profile's panic=abort turns into a wasm trap), `unreachable` (the trap
+//! instruction itself) or `oom` (leaks 64 MiB chunks until the heap is exhausted,
+//! as a real leak does). `x-trap-instance: NAME` limits it to the instance whose
+//! configuration is NAME. Without `x-trap` the request passes and the response
+//! carries `x-trap-module: N`, N counting the requests this VM has let through
+//! (plus `x-trap-module-NAME: N` for a named instance), so a test sees a fresh VM
+//! when the count starts again at 1.
+
+// The whole point of this module is to crash on request: the workspace's no-panic
+// lint guards the shipped plugins, not this.
+#![allow(clippy::panic)]
+
+use common::host::{self, HeaderMap, HostHeaders, Plugin};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|_| Box::new(common::host::Root::<Trap>::new()));
+}}
+
+/// Requests let through by this VM. A static lives in the VM's linear memory, so
+/// it is per VM: instances sharing a VM share it, a reloaded VM starts at zero.
+static SERVED: AtomicU32 = AtomicU32::new(0);
+
+/// What a leak grabs at a time: big enough to reach V8's 1 GiB limit in well
+/// under a second, small enough that the failing allocation is a real one.
+const LEAK_CHUNK: usize = 64 << 20;
+
+pub struct Trap;
+
+impl Plugin for Trap {
+    const NAME: &'static str = "trap";
+    /// The instance's name (its whole configuration, plain text, may be empty).
+    type Config = String;
+
+    fn configure(bytes: &[u8]) -> Result<String, common::ConfigError> {
+        std::str::from_utf8(bytes)
+            .map(|name| name.trim().to_string())
+            .map_err(|_| common::ConfigError::new("", "instance name must be UTF-8"))
+    }
+
+    fn http_context(name: Rc<String>, _id: u32) -> Box<dyn HttpContext> {
+        Box::new(Filter { name, served: 0 })
+    }
+}
+
+struct Filter {
+    name: Rc<String>,
+    served: u32,
+}
+
+impl Context for Filter {}
+
+impl HttpContext for Filter {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let headers = HeaderMap::request();
+        let target = headers.values("x-trap-instance").next();
+        let mine = target.is_none_or(|t| t == self.name.as_bytes());
+        if let Some(kind) = headers.values("x-trap").next().filter(|_| mine) {
+            return crash(kind);
+        }
+        self.served = SERVED.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let n = self.served.to_string();
+        HostHeaders::RESPONSE.add("x-trap-module", n.as_bytes());
+        if !self.name.is_empty() {
+            let named = format!("x-trap-module-{}", self.name);
+            HostHeaders::RESPONSE.add(&named, n.as_bytes());
+        }
+        Action::Continue
+    }
+}
+
+/// Kills the VM the way `kind` says. What does not crash is answered with an
+/// error (400 for an unknown kind, a test's typo; 500 for a heap that never ran
+/// out), so it cannot pass for a crash that did not happen.
+fn crash(kind: &[u8]) -> Action {
+    match kind {
+        b"panic" => panic!("x-trap: panic"),
+        b"unreachable" => trap(),
+        b"oom" => {
+            leak_until_exhausted();
+            host::warn(format_args!("trap: the heap never ran out"));
+            host::send_response(500, "trap_no_oom", &[], b"heap never ran out\n");
+        }
+        _ => {
+            host::send_response(400, "trap_unknown_kind", &[], b"unknown x-trap\n");
+        }
+    }
+    Action::Pause
+}
+
+#[cfg(target_arch = "wasm32")]
+fn trap() -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+// The module only runs as wasm; natively (the workspace's unit-test build) it just
+// has to compile.
+#[cfg(not(target_arch = "wasm32"))]
+fn trap() -> ! {
+    std::process::abort()
+}
+
+/// Leaks written-to chunks until an allocation fails, which aborts (a trap). The
+/// bound is never reached: 64 chunks are the whole 4 GiB a wasm32 memory can hold.
+fn leak_until_exhausted() {
+    for _ in 0..64 {
+        // Every byte written, so the pages are really used, and black_box so the
+        // optimizer cannot drop an allocation nobody reads.
+        let chunk = std::hint::black_box(vec![0xA5u8; LEAK_CHUNK]);
+        std::mem::forget(chunk);
+    }
+}
