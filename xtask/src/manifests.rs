@@ -262,7 +262,7 @@ mod tests {
                     "type": "HTTP",
                     "phase": "AUTHN",
                     "priority": 100,
-                    "failStrategy": "FAIL_CLOSE",
+                    "failStrategy": "FAIL_RELOAD",
                     "pluginConfig": {
                         "header": "x-tenant",
                         "values": ["acme", "globex"],
