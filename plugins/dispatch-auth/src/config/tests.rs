@@ -1,0 +1,203 @@
+//! The configuration's table tests: defaults, every field read, and each refusal
+//! with the field it names.
+
+use super::*;
+
+#[test]
+fn defaults() {
+    let c =
+        Config::parse(br#"{"cluster": "outbound|8000||auth.default.svc.cluster.local"}"#).unwrap();
+    assert_eq!(c.cluster, "outbound|8000||auth.default.svc.cluster.local");
+    assert_eq!(c.authority, "auth.default.svc.cluster.local");
+    assert_eq!(c.path, CallPath::Prefix(String::new()));
+    assert_eq!(c.method, None);
+    assert_eq!(c.timeout_ms, 1000);
+    assert_eq!(c.allowed_headers, ["authorization"]);
+    assert!(c.headers_to_add.is_empty());
+    assert!(c.allowed_upstream_headers.is_empty());
+    assert_eq!(
+        c.allowed_client_headers,
+        ["www-authenticate", "location", "content-type"]
+    );
+    assert!(!c.failure_mode_allow);
+    assert_eq!(c.status_on_error, 403);
+    assert_eq!(
+        c.cache,
+        Cache {
+            ttl_ms: 0,
+            max_entries: 10_000,
+            key_headers: vec!["authorization".into()]
+        }
+    );
+}
+
+#[test]
+fn every_field_is_read() {
+    let c = Config::parse(
+        br#"{
+          "cluster": "auth", "authority": "auth.example", "path_prefix": "/check",
+          "method": "POST", "timeout_ms": 250,
+          "allowed_headers": ["Authorization", "cookie", "authorization"],
+          "headers_to_add": {"X-Auth-Source": "gateway"},
+          "allowed_upstream_headers": ["X-User-Id"],
+          "allowed_client_headers": ["www-authenticate"],
+          "failure_mode_allow": true, "status_on_error": 503,
+          "cache": {"ttl_ms": 5000, "max_entries": 7, "key_headers": ["Authorization"]}
+        }"#,
+    )
+    .unwrap();
+    assert_eq!(c.authority, "auth.example");
+    assert_eq!(c.path, CallPath::Prefix("/check".into()));
+    assert_eq!(c.method.as_deref(), Some("POST"));
+    assert_eq!(c.timeout_ms, 250);
+    assert_eq!(c.allowed_headers, ["authorization", "cookie"]);
+    assert_eq!(
+        c.headers_to_add,
+        [("x-auth-source".to_string(), "gateway".to_string())]
+    );
+    assert_eq!(c.allowed_upstream_headers, ["x-user-id"]);
+    assert_eq!(c.allowed_client_headers, ["www-authenticate"]);
+    assert!(c.failure_mode_allow);
+    assert_eq!(c.status_on_error, 503);
+    assert_eq!(c.cache.ttl_ms, 5000);
+    assert_eq!(c.cache.max_entries, 7);
+    assert_eq!(c.cache.key_headers, ["authorization"]);
+    let fixed = Config::parse(br#"{"cluster": "a", "path": "/verify?x=1"}"#).unwrap();
+    assert_eq!(fixed.path, CallPath::Fixed("/verify?x=1".into()));
+    let empty_prefix = Config::parse(br#"{"cluster": "a", "path_prefix": ""}"#).unwrap();
+    assert_eq!(empty_prefix.path, CallPath::Prefix(String::new()));
+}
+
+#[test]
+fn default_authority_follows_istio_cluster_names() {
+    let cases = [
+        (
+            "outbound|8000||auth.default.svc.cluster.local",
+            "auth.default.svc.cluster.local",
+        ),
+        (
+            "outbound|80|v1|auth.ns.svc.cluster.local",
+            "auth.ns.svc.cluster.local",
+        ),
+        ("inbound|9000||", "inbound|9000||"),
+        ("outbound|8000||", "outbound|8000||"),
+        ("auth", "auth"),
+        ("outbound|1|2|3|4", "outbound|1|2|3|4"),
+        ("other|1||host", "other|1||host"),
+    ];
+    for (cluster, expected) in cases {
+        assert_eq!(default_authority(cluster), expected, "{cluster}");
+    }
+}
+
+#[test]
+fn bad_configurations_name_the_field() {
+    let cases: &[(&str, &str)] = &[
+        ("{}", "cluster: is required"),
+        (r#"{"cluster": ""}"#, "cluster: must not be empty"),
+        (r#"{"cluster": 1}"#, "cluster: expected a string, got a number"),
+        (
+            r#"{"cluster": "a", "path": "/a", "path_prefix": "/b"}"#,
+            "path: cannot be combined with path_prefix: set one of them",
+        ),
+        (r#"{"cluster": "a", "path": "a"}"#, "path: must start with '/', got 'a'"),
+        (
+            r#"{"cluster": "a", "path_prefix": "/a b"}"#,
+            "path_prefix: must not contain spaces, '#', control or non-ASCII characters",
+        ),
+        (
+            r#"{"cluster": "a", "timeout_ms": 0}"#,
+            "timeout_ms: must be 1..=60000, got 0",
+        ),
+        (
+            r#"{"cluster": "a", "timeout_ms": 60001}"#,
+            "timeout_ms: must be 1..=60000, got 60001",
+        ),
+        (
+            r#"{"cluster": "a", "method": "GE T"}"#,
+            "method: 'GE T' is not a valid HTTP method (RFC 9110 token)",
+        ),
+        (
+            r#"{"cluster": "a", "authority": "a\nb"}"#,
+            "authority: header value must not contain CR, LF or NUL",
+        ),
+        (
+            r#"{"cluster": "a", "allowed_headers": ["bad name"]}"#,
+            "allowed_headers[0]: 'bad name' is not a valid header name (RFC 9110 token)",
+        ),
+        (
+            r#"{"cluster": "a", "allowed_headers": [":path"]}"#,
+            "allowed_headers[0]: ':path' is a pseudo-header and cannot be used here",
+        ),
+        (
+            r#"{"cluster": "a", "allowed_headers": ["authorization", "Content-Length"]}"#,
+            "allowed_headers[1]: 'content-length' cannot be sent: the call carries no body",
+        ),
+        (
+            r#"{"cluster": "a", "allowed_headers": ["x-forwarded-uri"]}"#,
+            "allowed_headers[0]: 'x-forwarded-uri' is always set by the plugin",
+        ),
+        (
+            r#"{"cluster": "a", "allowed_headers": "authorization"}"#,
+            "allowed_headers: expected a list, got a string",
+        ),
+        (
+            r#"{"cluster": "a", "headers_to_add": {"x-a": 1}}"#,
+            "headers_to_add.x-a: expected a string, got a number",
+        ),
+        (
+            r#"{"cluster": "a", "headers_to_add": {"Authorization": "x"}}"#,
+            "headers_to_add.Authorization: 'authorization' is also in allowed_headers: a header is either copied or fixed",
+        ),
+        (
+            r#"{"cluster": "a", "headers_to_add": {"x-a": "a\r\nb"}}"#,
+            "headers_to_add.x-a: header value must not contain CR, LF or NUL",
+        ),
+        (
+            r#"{"cluster": "a", "headers_to_add": {"x-forwarded-host": "h"}}"#,
+            "headers_to_add.x-forwarded-host: 'x-forwarded-host' is always set by the plugin",
+        ),
+        (
+            r#"{"cluster": "a", "allowed_upstream_headers": ["x-auth-failure-mode-allowed"]}"#,
+            "allowed_upstream_headers[0]: 'x-auth-failure-mode-allowed' is set by the plugin",
+        ),
+        (
+            r#"{"cluster": "a", "allowed_client_headers": ["transfer-encoding"]}"#,
+            "allowed_client_headers[0]: 'transfer-encoding' is set by Envoy and cannot be copied",
+        ),
+        (
+            r#"{"cluster": "a", "failure_mode_allow": "yes"}"#,
+            "failure_mode_allow: expected a boolean, got a string",
+        ),
+        (
+            r#"{"cluster": "a", "status_on_error": 200}"#,
+            "status_on_error: must be 400..=599, got 200",
+        ),
+        (
+            r#"{"cluster": "a", "cache": {"ttl_ms": -1}}"#,
+            "cache.ttl_ms: must be 0..=86400000, got -1",
+        ),
+        (
+            r#"{"cluster": "a", "cache": {"max_entries": 0}}"#,
+            "cache.max_entries: must be 1..=1000000, got 0",
+        ),
+        (
+            r#"{"cluster": "a", "cache": {"key_headers": ["a b"]}}"#,
+            "cache.key_headers[0]: 'a b' is not a valid header name (RFC 9110 token)",
+        ),
+        (
+            r#"{"cluster": "a", "cache": {"ttl": 1}}"#,
+            "cache.ttl: unknown field (known fields: key_headers, max_entries, ttl_ms)",
+        ),
+        (
+            r#"{"cluster": "a", "timeout": 1}"#,
+            "timeout: unknown field (known fields: allowed_client_headers, allowed_headers, allowed_upstream_headers, authority, cache, cluster, failure_mode_allow, headers_to_add, method, path, path_prefix, status_on_error, timeout_ms)",
+        ),
+        ("[]", "expected an object, got a list"),
+        ("", "cluster: is required"),
+    ];
+    for (input, expected) in cases {
+        let err = Config::parse(input.as_bytes()).unwrap_err();
+        assert_eq!(err.to_string(), *expected, "{input}");
+    }
+}

@@ -1,0 +1,525 @@
+//! The flow over a recording host: the call, every answer, failures both ways of
+//! failure_mode_allow, refused header edits, and the cache.
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Effect {
+    Dispatch(String, Vec<(String, String)>, u64),
+    Set(String, Option<String>),
+    Add(String, String),
+    Respond(u32, String, Vec<(String, String)>, String),
+    Resume,
+    Debug(String),
+    Warn(String),
+}
+
+struct Mock {
+    now: u64,
+    refuse: Option<&'static str>,
+    /// Refuse every request-header change, as a host without the map would.
+    refuse_edits: bool,
+    effects: Vec<Effect>,
+}
+
+fn s(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Host for Mock {
+    fn now_ms(&self) -> u64 {
+        self.now
+    }
+    fn dispatch(
+        &mut self,
+        cluster: &str,
+        headers: Vec<(&str, &str)>,
+        timeout_ms: u64,
+    ) -> Result<(), &'static str> {
+        if let Some(why) = self.refuse {
+            return Err(why);
+        }
+        let headers = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        self.effects
+            .push(Effect::Dispatch(cluster.into(), headers, timeout_ms));
+        Ok(())
+    }
+    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool {
+        self.effects.push(Effect::Set(name.into(), value.map(s)));
+        !self.refuse_edits
+    }
+    fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool {
+        self.effects.push(Effect::Add(name.into(), s(value)));
+        !self.refuse_edits
+    }
+    fn send_response(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) {
+        let headers = headers.iter().map(|(n, v)| (n.to_string(), s(v))).collect();
+        self.effects
+            .push(Effect::Respond(status, details.into(), headers, s(body)));
+    }
+    fn resume_request(&mut self) {
+        self.effects.push(Effect::Resume);
+    }
+    fn debug(&mut self, message: fmt::Arguments<'_>) {
+        self.effects.push(Effect::Debug(message.to_string()));
+    }
+    fn warn(&mut self, message: fmt::Arguments<'_>) {
+        self.effects.push(Effect::Warn(message.to_string()));
+    }
+}
+
+impl Mock {
+    fn new() -> Self {
+        Mock {
+            now: 1_000_000,
+            refuse: None,
+            refuse_edits: false,
+            effects: Vec::new(),
+        }
+    }
+    /// Effects other than debug logs, drained.
+    fn take(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+            .into_iter()
+            .filter(|e| !matches!(e, Effect::Debug(_)))
+            .collect()
+    }
+    fn calls(&self) -> usize {
+        self.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Dispatch(..)))
+            .count()
+    }
+}
+
+const CONFIG: &str = r#"{
+    "cluster": "outbound|8000||auth.ns.svc.cluster.local", "path_prefix": "/check",
+    "timeout_ms": 300, "allowed_headers": ["authorization"],
+    "allowed_upstream_headers": ["x-user-id"], "allowed_client_headers": ["www-authenticate"]
+}"#;
+
+fn shared(json: &str) -> Shared {
+    Shared::new(Config::parse(json.as_bytes()).unwrap())
+}
+
+fn request(token: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    [
+        (":method", "GET"),
+        (":path", "/p"),
+        (":authority", "shop"),
+        ("authorization", token),
+        ("x-user-id", "spoofed"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+    .collect()
+}
+
+fn start(shared: &Shared, host: &mut Mock, token: &str) -> (Stream, Action) {
+    let mut stream = Stream::new(7);
+    let req = request(token);
+    let action = stream.on_request_headers(
+        shared,
+        host,
+        req.iter().map(|(n, v)| (n.as_slice(), v.as_slice())),
+    );
+    (stream, action)
+}
+
+fn answer(
+    stream: &mut Stream,
+    shared: &Shared,
+    host: &mut Mock,
+    headers: &[(&str, &str)],
+    body: &str,
+) {
+    let headers: Vec<(&[u8], &[u8])> = headers
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
+    stream.on_call_response(shared, host, headers, || body.as_bytes().to_vec());
+}
+
+fn set(name: &str, value: Option<&str>) -> Effect {
+    Effect::Set(name.into(), value.map(str::to_string))
+}
+
+#[test]
+fn the_call_and_the_pause() {
+    let sh = shared(CONFIG);
+    let mut host = Mock::new();
+    let (stream, action) = start(&sh, &mut host, "Bearer a");
+    assert_eq!(action, Action::Pause);
+    assert!(stream.waiting());
+    assert_eq!(stream.hold(), Action::Pause);
+    let expected: Vec<(String, String)> = [
+        (":method", "GET"),
+        (":path", "/check/p"),
+        (":authority", "auth.ns.svc.cluster.local"),
+        ("x-forwarded-host", "shop"),
+        ("x-forwarded-method", "GET"),
+        ("x-forwarded-uri", "/p"),
+        ("authorization", "Bearer a"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(
+        host.take(),
+        [Effect::Dispatch(
+            "outbound|8000||auth.ns.svc.cluster.local".into(),
+            expected,
+            300
+        )]
+    );
+}
+
+#[test]
+fn answers_table() {
+    let denied_error =
+        Effect::Respond(403, "dispatch_auth_error".into(), vec![], ERROR_BODY.into());
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        &'a str,
+        Vec<Effect>,
+        usize,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "allow copies x-user-id over the spoofed one",
+            vec![(":status", "200"), ("x-user-id", "42"), ("x-other", "no")],
+            "",
+            vec![set("x-user-id", Some("42")), Effect::Resume],
+            0,
+        ),
+        (
+            "allow without x-user-id removes the client's",
+            vec![(":status", "200")],
+            "",
+            vec![set("x-user-id", None), Effect::Resume],
+            0,
+        ),
+        (
+            "allow with a repeated header keeps each value",
+            vec![(":status", "204"), ("x-user-id", "1"), ("x-user-id", "2")],
+            "",
+            vec![set("x-user-id", Some("1")), Effect::Add("x-user-id".into(), "2".into()), Effect::Resume],
+            0,
+        ),
+        (
+            "401 forwarded with www-authenticate and body",
+            vec![(":status", "401"), ("www-authenticate", "Bearer realm=x"), ("x-user-id", "1")],
+            "log in\n",
+            vec![Effect::Respond(
+                401,
+                "dispatch_auth_denied".into(),
+                vec![("www-authenticate".into(), "Bearer realm=x".into())],
+                "log in\n".into(),
+            )],
+            0,
+        ),
+        (
+            "500 is an error",
+            vec![(":status", "500")],
+            "db down",
+            vec![
+                Effect::Warn("#7 auth call to cluster 'outbound|8000||auth.ns.svc.cluster.local' failed: the auth service answered 500; answered 403".into()),
+                denied_error.clone(),
+            ],
+            1,
+        ),
+        (
+            "a reset is an error",
+            vec![],
+            "",
+            vec![
+                Effect::Warn("#7 auth call to cluster 'outbound|8000||auth.ns.svc.cluster.local' failed: no response (connection reset, or the response exceeded Envoy's buffer limit); answered 403".into()),
+                denied_error.clone(),
+            ],
+            1,
+        ),
+    ];
+    for (name, headers, body, expected, warns) in cases {
+        let sh = shared(CONFIG);
+        let mut host = Mock::new();
+        let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+        host.take();
+        answer(&mut stream, &sh, &mut host, &headers, body);
+        let got = host.take();
+        assert_eq!(got, expected, "{name}");
+        assert_eq!(
+            got.iter().filter(|e| matches!(e, Effect::Warn(_))).count(),
+            warns,
+            "{name}"
+        );
+        assert!(!stream.waiting(), "{name}");
+        assert_eq!(stream.hold(), Action::Continue, "{name}");
+        // A second answer (never expected) changes nothing.
+        answer(&mut stream, &sh, &mut host, &[(":status", "200")], "");
+        assert!(host.take().is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn failure_mode_allow_strips_upstream_headers_and_marks_the_request() {
+    let json = CONFIG.replace(
+        "\"timeout_ms\"",
+        "\"failure_mode_allow\": true, \"timeout_ms\"",
+    );
+    let sh = shared(&json);
+    let mut host = Mock::new();
+    let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+    host.take();
+    answer(
+        &mut stream,
+        &sh,
+        &mut host,
+        &[(":status", "504")],
+        "upstream request timeout",
+    );
+    assert_eq!(
+        host.take(),
+        [
+            Effect::Warn("#7 auth call to cluster 'outbound|8000||auth.ns.svc.cluster.local' failed: status 504: upstream request timeout; request allowed (failure_mode_allow)".into()),
+            set("x-user-id", None),
+            set("x-auth-failure-mode-allowed", Some("true")),
+            Effect::Resume,
+        ]
+    );
+}
+
+#[test]
+fn a_refused_dispatch_fails_at_once() {
+    for (allow, status_on_error) in [(false, 403), (false, 503), (true, 403)] {
+        let json = CONFIG.replace(
+            "\"timeout_ms\"",
+            &format!("\"failure_mode_allow\": {allow}, \"status_on_error\": {status_on_error}, \"timeout_ms\""),
+        );
+        let sh = shared(&json);
+        let mut host = Mock::new();
+        host.refuse = Some("unknown cluster".into());
+        let (stream, action) = start(&sh, &mut host, "Bearer a");
+        assert!(!stream.waiting());
+        let effects = host.take();
+        let Some(Effect::Warn(line)) = effects.first() else {
+            panic!("{effects:?}")
+        };
+        assert!(
+            line.contains("the call could not be sent: unknown cluster"),
+            "{line}"
+        );
+        if allow {
+            assert_eq!(action, Action::Continue);
+            assert_eq!(
+                effects[1..],
+                [
+                    set("x-user-id", None),
+                    set("x-auth-failure-mode-allowed", Some("true"))
+                ]
+            );
+        } else {
+            assert_eq!(action, Action::Pause);
+            assert_eq!(
+                effects[1..],
+                [Effect::Respond(
+                    status_on_error,
+                    "dispatch_auth_error".into(),
+                    vec![],
+                    ERROR_BODY.into()
+                )]
+            );
+        }
+    }
+}
+
+/// When the host refuses to strip or set an upstream header, the request is
+/// answered 500 instead of going on with whatever the client sent.
+#[test]
+fn a_refused_header_edit_fails_closed() {
+    let refused = |name: &str| {
+        [
+            Effect::Warn(format!(
+                "#7 cannot update request header '{name}': answered 500"
+            )),
+            Effect::Respond(
+                500,
+                "dispatch_auth_header_update_failed".into(),
+                vec![],
+                "Internal error\n".into(),
+            ),
+        ]
+    };
+    // An allow from the auth service.
+    let sh = shared(CONFIG);
+    let mut host = Mock::new();
+    host.refuse_edits = true;
+    let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+    host.take();
+    answer(
+        &mut stream,
+        &sh,
+        &mut host,
+        &[(":status", "200"), ("x-user-id", "42")],
+        "",
+    );
+    let mut expected = vec![set("x-user-id", Some("42"))];
+    expected.extend(refused("x-user-id"));
+    assert_eq!(host.take(), expected, "no resume after a refused edit");
+    // A cached allow.
+    let sh = cached_config(1000);
+    let mut host = Mock::new();
+    let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+    answer(&mut stream, &sh, &mut host, &[(":status", "200")], "");
+    host.take();
+    host.refuse_edits = true;
+    let (_, action) = start(&sh, &mut host, "Bearer a");
+    assert_eq!(action, Action::Pause);
+    let mut expected = vec![set("x-user-id", None)];
+    expected.extend(refused("x-user-id"));
+    assert_eq!(host.take(), expected);
+    // A failure let through by failure_mode_allow.
+    let sh = shared(&CONFIG.replace(
+        "\"timeout_ms\"",
+        "\"failure_mode_allow\": true, \"timeout_ms\"",
+    ));
+    let mut host = Mock::new();
+    host.refuse = Some("unknown cluster");
+    host.refuse_edits = true;
+    let (_, action) = start(&sh, &mut host, "Bearer a");
+    assert_eq!(action, Action::Pause);
+    let effects = host.take();
+    assert!(
+        matches!(effects.first(), Some(Effect::Warn(_))),
+        "{effects:?}"
+    );
+    let mut expected = vec![set("x-user-id", None)];
+    expected.extend(refused("x-user-id"));
+    assert_eq!(effects[1..], expected);
+}
+
+#[test]
+fn a_value_that_is_not_utf8_is_a_bad_request() {
+    let sh = shared(CONFIG);
+    let mut host = Mock::new();
+    let mut stream = Stream::new(1);
+    let req: Vec<(&[u8], &[u8])> = vec![
+        (b":method", b"GET"),
+        (b":path", b"/"),
+        (b"authorization", b"\xff"),
+    ];
+    assert_eq!(
+        stream.on_request_headers(&sh, &mut host, req),
+        Action::Pause
+    );
+    assert_eq!(host.calls(), 0);
+    let effects = host.take();
+    assert!(
+        matches!(&effects[..], [Effect::Respond(400, _, _, _)]),
+        "{effects:?}"
+    );
+}
+
+fn cached_config(ttl: u64) -> Shared {
+    shared(&CONFIG.replace(
+        "\"timeout_ms\"",
+        &format!("\"cache\": {{\"ttl_ms\": {ttl}, \"max_entries\": 2}}, \"timeout_ms\""),
+    ))
+}
+
+#[test]
+fn cache_hits_make_no_call_and_replay_the_decision() {
+    let sh = cached_config(1000);
+    let mut host = Mock::new();
+    let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+    answer(
+        &mut stream,
+        &sh,
+        &mut host,
+        &[(":status", "200"), ("x-user-id", "42")],
+        "",
+    );
+    host.take();
+    for _ in 0..3 {
+        host.now += 100;
+        let (stream, action) = start(&sh, &mut host, "Bearer a");
+        assert_eq!(action, Action::Continue);
+        assert!(!stream.waiting());
+        assert_eq!(host.take(), [set("x-user-id", Some("42"))]);
+    }
+    // Another token is another key.
+    let (mut other, action) = start(&sh, &mut host, "Bearer b");
+    assert_eq!(action, Action::Pause);
+    assert_eq!(host.calls(), 1);
+    answer(
+        &mut other,
+        &sh,
+        &mut host,
+        &[(":status", "401"), ("www-authenticate", "Bearer")],
+        "no",
+    );
+    host.take();
+    let (_, action) = start(&sh, &mut host, "Bearer b");
+    assert_eq!(action, Action::Pause, "denials are cached and replayed");
+    assert_eq!(
+        host.take(),
+        [Effect::Respond(
+            401,
+            "dispatch_auth_denied".into(),
+            vec![("www-authenticate".into(), "Bearer".into())],
+            "no".into()
+        )]
+    );
+    // After the TTL the first decision is asked again.
+    host.now += 1000;
+    let (_, action) = start(&sh, &mut host, "Bearer a");
+    assert_eq!(action, Action::Pause);
+    assert_eq!(host.calls(), 1);
+}
+
+#[test]
+fn errors_and_large_denials_are_not_cached() {
+    let sh = cached_config(60_000);
+    let mut host = Mock::new();
+    let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+    answer(&mut stream, &sh, &mut host, &[(":status", "503")], "");
+    let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+    answer(&mut stream, &sh, &mut host, &[], "");
+    let big = "x".repeat(MAX_CACHED_BYTES + 1);
+    let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+    answer(&mut stream, &sh, &mut host, &[(":status", "403")], &big);
+    assert_eq!(sh.cache_len(), 0);
+    let (_, action) = start(&sh, &mut host, "Bearer a");
+    assert_eq!(action, Action::Pause);
+    assert_eq!(host.calls(), 4);
+}
+
+#[test]
+fn without_a_cache_every_request_calls() {
+    let sh = shared(CONFIG);
+    let mut host = Mock::new();
+    for _ in 0..3 {
+        let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+        answer(&mut stream, &sh, &mut host, &[(":status", "200")], "");
+    }
+    assert_eq!(host.calls(), 3);
+    assert_eq!(sh.cache_len(), 0);
+}
+
+#[test]
+fn the_body_is_read_only_for_denials() {
+    let sh = shared(CONFIG);
+    let mut host = Mock::new();
+    let (mut stream, _) = start(&sh, &mut host, "Bearer a");
+    let headers: Vec<(&[u8], &[u8])> = vec![(b":status", b"200")];
+    stream.on_call_response(&sh, &mut host, headers, || panic!("body read for an allow"));
+}
