@@ -169,6 +169,7 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_get_log_level(return_level: *mut u32) -> u32;
     fn proxy_get_header_map_pairs(
         map_type: MapType,
@@ -381,6 +382,15 @@ impl Gauge {
         if let Some(id) = self.0 {
             // SAFETY: no pointers.
             let _ = unsafe { proxy_record_metric(id, value) };
+        }
+    }
+
+    /// Moves the gauge by `delta`. Where every VM (one per worker) adds its own
+    /// changes, the gauge holds their total; `set` would hold the last writer's.
+    pub fn add(self, delta: i64) {
+        if let Some(id) = self.0 {
+            // SAFETY: no pointers.
+            let _ = unsafe { proxy_increment_metric(id, delta) };
         }
     }
 }
