@@ -1,8 +1,8 @@
 //! dispatch-auth in a real Envoy against a scripted auth service on loopback:
 //! here the call it makes, allows and denials, held bodies, HTTP/2 streams and
 //! bad configs, with the helpers every theme shares; in `dispatch_auth/`
-//! failures both ways of failure_mode_allow, the decision cache, and native
-//! ext_authz compared.
+//! failures both ways of failure_mode_allow, the decision cache, 304 denials,
+//! and native ext_authz compared.
 
 use harness::envoy::{static_cluster, LOG_WAIT};
 use harness::http::{read_response, send_raw};
@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 mod cache;
 #[path = "dispatch_auth/failures.rs"]
 mod failures;
+#[path = "dispatch_auth/headers.rs"]
+mod headers;
 #[path = "dispatch_auth/native.rs"]
 mod native;
 
@@ -81,6 +83,11 @@ fn auth_service() -> Server {
                 },
             ),
             "close" => Reply::Close,
+            "not-modified" => Reply::with(
+                304,
+                &[("etag", "\"v1\""), ("www-authenticate", "Bearer")],
+                "a body a 304 cannot have\n",
+            ),
             "user" => match token.strip_prefix("Bearer ") {
                 Some(user) if user.starts_with("good-") => {
                     Reply::with(200, &[("x-user-id", user)], "")
@@ -502,6 +509,22 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
         (
             json!({"cluster": "a", "clutser": "b"}),
             "clutser: unknown field",
+        ),
+        (
+            json!({"cluster": "a", "allowed_headers": (0..33).map(|i| format!("x-{i}")).collect::<Vec<_>>()}),
+            "allowed_headers: at most 32 items, got 33",
+        ),
+        (
+            json!({"cluster": "a", "allowed_upstream_headers": (0..33).map(|i| format!("x-{i}")).collect::<Vec<_>>()}),
+            "allowed_upstream_headers: at most 32 items, got 33",
+        ),
+        (
+            json!({"cluster": "a", "allowed_client_headers": (0..33).map(|i| format!("x-{i}")).collect::<Vec<_>>()}),
+            "allowed_client_headers: at most 32 items, got 33",
+        ),
+        (
+            json!({"cluster": "a", "cache": {"key_headers": (0..33).map(|i| format!("x-{i}")).collect::<Vec<_>>()}}),
+            "cache.key_headers: at most 32 items, got 33",
         ),
     ];
     for (config, expected) in cases {

@@ -12,6 +12,11 @@ pub const FORWARDED: [&str; 3] = ["x-forwarded-host", "x-forwarded-method", "x-f
 /// The header added to a request let through by `failure_mode_allow`.
 pub const FAILURE_MODE_HEADER: &str = "x-auth-failure-mode-allowed";
 
+/// The most names each header list may hold. The plugin walks these lists for
+/// every request header (and every auth-response header), so a long list costs
+/// every request; 32 is far beyond what an auth integration forwards.
+pub const MAX_NAMES: usize = 32;
+
 /// Where the call goes: the original path behind a prefix, or one fixed path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallPath {
@@ -96,10 +101,11 @@ enum Role {
     Client,
 }
 
-/// A list of header names, lowercased and deduplicated, each checked for `role`.
+/// A list of at most [`MAX_NAMES`] header names, lowercased and deduplicated,
+/// each checked for `role`.
 fn names(node: &Node<'_>, role: Option<Role>) -> Result<Vec<String>, ConfigError> {
     let mut out: Vec<String> = Vec::new();
-    for item in node.list()? {
+    for item in node.list_at_most(MAX_NAMES)? {
         let name = check_name(&item, item.str()?)?;
         if let Some(why) = role.and_then(|r| reserved(&name, r)) {
             return Err(item.error(format!("'{name}' {why}")));

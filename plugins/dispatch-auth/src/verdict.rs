@@ -3,6 +3,7 @@
 //! error (no answer, 5xx, nothing parseable) that `failure_mode_allow` decides.
 
 use crate::config::Config;
+use common::deny::must_not_have_body;
 use std::fmt;
 
 /// A decision the auth service made; the only thing the cache stores.
@@ -116,10 +117,16 @@ pub fn classify(config: &Config, headers: &[(&[u8], &[u8])], body: &[u8]) -> Out
         200..=299 => Outcome::Decided(Verdict::Allow {
             headers: pick(headers, &config.allowed_upstream_headers),
         }),
+        // A 304 carries no body (RFC 9110); Envoy would send one anyway, and a
+        // keep-alive client would read it as the start of the next response.
         300..=499 => Outcome::Decided(Verdict::Deny {
             status,
             headers: pick(headers, &config.allowed_client_headers),
-            body: body.to_vec(),
+            body: if must_not_have_body(status) {
+                Vec::new()
+            } else {
+                body.to_vec()
+            },
         }),
         500..=599 => Outcome::Failed(Failure::Status(status, envoy_reason(body))),
         _ => Outcome::Failed(Failure::Status(status, None)),
@@ -202,6 +209,13 @@ mod tests {
             ("status too long", h(&[(":status", "2000")]), "", Outcome::Failed(Failure::BadStatus)),
             ("1xx is an error", h(&[(":status", "101")]), "", failed(101, None)),
             ("600 is an error", h(&[(":status", "600")]), "", failed(600, None)),
+            (
+                "a 304 denial loses its body",
+                h(&[(":status", "304"), ("www-authenticate", "Bearer")]),
+                "not modified",
+                deny(304, &[("www-authenticate", "Bearer")], ""),
+            ),
+            ("a 305 keeps it", h(&[(":status", "305")]), "use proxy", deny(305, &[], "use proxy")),
         ];
         for (name, headers, body, expected) in cases {
             assert_eq!(classify(&c, &headers, body.as_bytes()), expected, "{name}");

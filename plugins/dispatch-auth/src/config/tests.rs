@@ -201,3 +201,33 @@ fn bad_configurations_name_the_field() {
         assert_eq!(err.to_string(), *expected, "{input}");
     }
 }
+
+#[test]
+fn every_list_has_a_limit() {
+    let names = |n: usize| -> Vec<String> { (0..n).map(|i| format!("x-h{i}")).collect() };
+    for field in [
+        "allowed_headers",
+        "allowed_upstream_headers",
+        "allowed_client_headers",
+    ] {
+        let ok = serde_json::json!({"cluster": "a", field: names(MAX_NAMES)});
+        assert!(Config::from_value(&ok).is_ok(), "{field}");
+        let over = serde_json::json!({"cluster": "a", field: names(MAX_NAMES + 1)});
+        assert_eq!(
+            Config::from_value(&over).unwrap_err().to_string(),
+            format!("{field}: at most 32 items, got 33")
+        );
+    }
+    let over = serde_json::json!({"cluster": "a", "cache": {"key_headers": names(33)}});
+    assert_eq!(
+        Config::from_value(&over).unwrap_err().to_string(),
+        "cache.key_headers: at most 32 items, got 33"
+    );
+    let headers: serde_json::Map<String, serde_json::Value> =
+        names(33).into_iter().map(|n| (n, "v".into())).collect();
+    let over = serde_json::json!({"cluster": "a", "headers_to_add": headers});
+    assert_eq!(
+        Config::from_value(&over).unwrap_err().to_string(),
+        "headers_to_add: at most 32 entries, got 33"
+    );
+}

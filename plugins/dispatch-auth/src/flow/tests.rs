@@ -229,6 +229,18 @@ fn answers_table() {
             0,
         ),
         (
+            "304 forwarded without its body",
+            vec![(":status", "304"), ("www-authenticate", "Bearer")],
+            "a body a 304 cannot have",
+            vec![Effect::Respond(
+                304,
+                "dispatch_auth_denied".into(),
+                vec![("www-authenticate".into(), "Bearer".into())],
+                "".into(),
+            )],
+            0,
+        ),
+        (
             "500 is an error",
             vec![(":status", "500")],
             "db down",
