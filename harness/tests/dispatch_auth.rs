@@ -1,8 +1,8 @@
 //! dispatch-auth in a real Envoy against a scripted auth service on loopback:
 //! here the call it makes, allows and denials, held bodies, HTTP/2 streams and
 //! bad configs, with the helpers every theme shares; in `dispatch_auth/`
-//! failures both ways of failure_mode_allow, the decision cache, 304 denials,
-//! and native ext_authz compared.
+//! failures both ways of failure_mode_allow, the decision cache, forged headers
+//! and 304s, and native ext_authz compared.
 
 use harness::envoy::{static_cluster, LOG_WAIT};
 use harness::http::{read_response, send_raw};
@@ -525,6 +525,10 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
         (
             json!({"cluster": "a", "cache": {"key_headers": (0..33).map(|i| format!("x-{i}")).collect::<Vec<_>>()}}),
             "cache.key_headers: at most 32 items, got 33",
+        ),
+        (
+            json!({"cluster": "a", "allowed_upstream_headers": ["x_auth_failure_mode_allowed"]}),
+            "allowed_upstream_headers[0]: 'x_auth_failure_mode_allowed' is set by the plugin",
         ),
     ];
     for (config, expected) in cases {

@@ -1,9 +1,11 @@
 //! The auth call built from the original request: pseudo-headers, the
 //! `x-forwarded-*` trio, the allowed headers and the fixed ones, never the body;
-//! and the cache key of the request.
+//! the cache key of the request; and the client-sent headers that only the
+//! plugin may set.
 
 use crate::cache::Key;
-use crate::config::{CallPath, Config};
+use crate::config::{CallPath, Config, FAILURE_MODE_HEADER};
+use common::headers::is_spelling_of;
 use sha2::{Digest, Sha256};
 
 /// What the plugin needs from the request headers, read in one pass.
@@ -16,6 +18,24 @@ pub struct Request<'a> {
     pub forwarded: Vec<(&'a str, &'a [u8])>,
     /// Occurrences of the cache's `key_headers`, in request order.
     pub keyed: Vec<(&'a str, &'a [u8])>,
+    /// Names of client-sent headers the plugin alone sets: an
+    /// `allowed_upstream_headers` name or the failure marker, in any spelling
+    /// with `-` and `_` (each name once). Empty for an honest client, and then
+    /// never allocated.
+    pub forged: Vec<&'a str>,
+}
+
+/// True when `name` (a request header) is, in some spelling, a header only the
+/// plugin may set upstream. Envoy passes names with underscores by default
+/// (`headers_with_underscores_action: ALLOW`), and frameworks that read headers
+/// as CGI variables fold `x_user_id` and `x-user-id` into one `HTTP_X_USER_ID`.
+fn forged(config: &Config, name: &[u8]) -> bool {
+    config
+        .allowed_upstream_headers
+        .iter()
+        .map(String::as_str)
+        .chain([FAILURE_MODE_HEADER])
+        .any(|own| is_spelling_of(name, own))
 }
 
 fn find<'c>(names: &'c [String], name: &[u8]) -> Option<&'c str> {
@@ -39,6 +59,12 @@ impl<'a> Request<'a> {
                 b":path" => request.path = Some(value),
                 b":authority" => request.authority = Some(value),
                 _ => {
+                    // A spelling of a configured name is ASCII, so always text.
+                    if let (true, Ok(name)) = (forged(config, name), std::str::from_utf8(name)) {
+                        if !request.forged.contains(&name) {
+                            request.forged.push(name);
+                        }
+                    }
                     if let Some(n) = find(&config.allowed_headers, name) {
                         request.forwarded.push((n, value));
                     }

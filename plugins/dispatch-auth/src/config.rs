@@ -3,7 +3,7 @@
 //! the plugin and by xtask alike.
 
 use common::config::{parse_json, ConfigError, Fields, Node};
-use common::headers::{check_name, check_value, is_framing};
+use common::headers::{check_name, check_value, is_framing, is_spelling_of};
 use serde_json::Value;
 
 /// Headers the plugin always sets on the call; configuring them would contradict it.
@@ -89,7 +89,9 @@ fn reserved(name: &str, role: Role) -> Option<&'static str> {
         Role::Upstream | Role::Client if framing => Some("is set by Envoy and cannot be copied"),
         Role::Upstream if hop => Some("is connection-specific and cannot be copied"),
         Role::Upstream if name == "host" => Some("would change the request's :authority"),
-        Role::Upstream if name == FAILURE_MODE_HEADER => Some("is set by the plugin"),
+        Role::Upstream if is_spelling_of(name.as_bytes(), FAILURE_MODE_HEADER) => {
+            Some("is set by the plugin")
+        }
         _ => None,
     }
 }

@@ -1,5 +1,5 @@
-//! One request's way through the plugin: cache lookup, the call, the answer,
-//! and carrying the decision out. Every effect goes through the small [`Host`]
+//! One request's way through the plugin: forged headers out, cache lookup, the
+//! call, the answer, and carrying the decision out. Every effect goes through the small [`Host`]
 //! trait, implemented over proxy-wasm in `lib.rs` and by a recording mock in the
 //! tests, so the whole flow runs natively.
 
@@ -121,6 +121,14 @@ impl Stream {
     ) -> Action {
         let config = &shared.config;
         let request = Request::read(config, pairs);
+        // Before any way on: what only the plugin sets upstream, a client may not
+        // send, in any spelling. Every later path then only adds.
+        for name in &request.forged {
+            if !host.set_request_header(name, None) {
+                self.phase = Phase::Done;
+                return self.edit_refused(host, name);
+            }
+        }
         let key = (config.cache.ttl_ms > 0).then(|| call::key(&request));
         if let Some(key) = &key {
             if let Some(verdict) = shared.cached(key, host.now_ms()) {
@@ -198,7 +206,8 @@ impl Stream {
         }
     }
 
-    /// Applies a decision; returns whether the request goes on.
+    /// Applies a decision; returns whether the request goes on. The client's
+    /// copies of the upstream headers are already gone (see `on_request_headers`).
     fn carry_out<H: Host>(&self, config: &Config, host: &mut H, verdict: &Verdict) -> Action {
         match verdict {
             Verdict::Allow { headers } => {
@@ -207,9 +216,10 @@ impl Stream {
                         .iter()
                         .filter(|(n, _)| n == name)
                         .map(|(_, v)| v.as_slice());
-                    // Replacing drops every client-sent copy; an absent header is
-                    // removed so a client cannot pre-set it.
-                    let mut applied = host.set_request_header(name, values.next());
+                    let Some(first) = values.next() else {
+                        continue;
+                    };
+                    let mut applied = host.set_request_header(name, Some(first));
                     for value in values {
                         applied = applied && host.add_request_header(name, value);
                     }
@@ -259,11 +269,6 @@ impl Stream {
                 "#{} auth call to cluster '{}' failed: {failure}; request allowed (failure_mode_allow)",
                 self.id, config.cluster
             ));
-            for name in &config.allowed_upstream_headers {
-                if !host.set_request_header(name, None) {
-                    return self.edit_refused(host, name);
-                }
-            }
             if !host.set_request_header(FAILURE_MODE_HEADER, Some(b"true")) {
                 return self.edit_refused(host, FAILURE_MODE_HEADER);
             }

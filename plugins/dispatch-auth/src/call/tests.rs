@@ -1,4 +1,4 @@
-//! The call's headers and the cache key, table-driven.
+//! The call's headers, the cache key and the forged-header scan, table-driven.
 
 use super::*;
 
@@ -137,13 +137,13 @@ fn values_that_are_not_utf8_are_refused_by_name() {
     let r = Request::read(&c, p.iter().copied());
     assert_eq!(
         headers(&c, &r, &mut String::new()).unwrap_err(),
-        NotUtf8("authorization".into())
+        NotUtf8("authorization")
     );
     let p: Vec<(&[u8], &[u8])> = vec![(b":method", b"GET"), (b":path", b"/\xff")];
     let r = Request::read(&c, p.iter().copied());
     assert_eq!(
         headers(&c, &r, &mut String::new()).unwrap_err(),
-        NotUtf8(":path".into())
+        NotUtf8(":path")
     );
     // A header that is not forwarded may hold anything.
     let p: Vec<(&[u8], &[u8])> = vec![(b":path", b"/"), (b"x-other", b"\xff")];
@@ -290,4 +290,41 @@ fn keys() {
         ("cookie", "x"),
     ];
     assert_ne!(key_of(all, &base), key_of(all, &with_cookie));
+}
+
+#[test]
+fn forged_headers_are_found_in_every_spelling() {
+    let c = config(r#"{"cluster": "a", "allowed_upstream_headers": ["x-user-id", "x-groups"]}"#);
+    let request = [
+        (":method", "GET"),
+        (":path", "/"),
+        ("x-user-id", "1"),
+        ("x_user_id", "2"),
+        ("x-user_id", "3"),
+        ("x_user_id", "again"),
+        ("x_groups", "admin"),
+        ("x-auth-failure-mode-allowed", "true"),
+        ("x_auth_failure_mode_allowed", "true"),
+        ("x-user-idx", "not a spelling"),
+        ("x.user.id", "not a spelling"),
+        ("authorization", "Bearer t"),
+    ];
+    let p = pairs(&request);
+    let r = Request::read(&c, p.iter().copied());
+    assert_eq!(
+        r.forged,
+        [
+            "x-user-id",
+            "x_user_id",
+            "x-user_id",
+            "x_groups",
+            "x-auth-failure-mode-allowed",
+            "x_auth_failure_mode_allowed"
+        ]
+    );
+    // An honest request allocates nothing for it.
+    let p = pairs(&REQUEST[..4]);
+    let r = Request::read(&c, p.iter().copied());
+    assert!(r.forged.is_empty());
+    assert_eq!(r.forged.capacity(), 0);
 }

@@ -193,6 +193,10 @@ fn bad_configurations_name_the_field() {
             r#"{"cluster": "a", "timeout": 1}"#,
             "timeout: unknown field (known fields: allowed_client_headers, allowed_headers, allowed_upstream_headers, authority, cache, cluster, failure_mode_allow, headers_to_add, method, path, path_prefix, status_on_error, timeout_ms)",
         ),
+        (
+            r#"{"cluster": "a", "allowed_upstream_headers": ["x_auth_failure_mode_allowed"]}"#,
+            "allowed_upstream_headers[0]: 'x_auth_failure_mode_allowed' is set by the plugin",
+        ),
         ("[]", "expected an object, got a list"),
         ("", "cluster: is required"),
     ];

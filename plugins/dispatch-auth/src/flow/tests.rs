@@ -1,5 +1,5 @@
 //! The flow over a recording host: the call, every answer, failures both ways of
-//! failure_mode_allow, refused header edits, and the cache.
+//! failure_mode_allow, refused header edits, the cache, and forged headers.
 
 use super::*;
 
@@ -107,32 +107,40 @@ const CONFIG: &str = r#"{
     "allowed_upstream_headers": ["x-user-id"], "allowed_client_headers": ["www-authenticate"]
 }"#;
 
+/// `CONFIG` with `extra` fields added.
+fn with(extra: &str) -> String {
+    CONFIG.replace("\"timeout_ms\"", &format!("{extra}, \"timeout_ms\""))
+}
+
 fn shared(json: &str) -> Shared {
     Shared::new(Config::parse(json.as_bytes()).unwrap())
 }
 
-fn request(token: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn request(token: &str, extra: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     [
         (":method", "GET"),
         (":path", "/p"),
         (":authority", "shop"),
         ("authorization", token),
-        ("x-user-id", "spoofed"),
     ]
     .iter()
+    .chain(extra)
     .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
     .collect()
 }
 
-fn start(shared: &Shared, host: &mut Mock, token: &str) -> (Stream, Action) {
+fn start_with(shared: &Shared, host: &mut Mock, req: &[(Vec<u8>, Vec<u8>)]) -> (Stream, Action) {
     let mut stream = Stream::new(7);
-    let req = request(token);
     let action = stream.on_request_headers(
         shared,
         host,
         req.iter().map(|(n, v)| (n.as_slice(), v.as_slice())),
     );
     (stream, action)
+}
+
+fn start(shared: &Shared, host: &mut Mock, token: &str) -> (Stream, Action) {
+    start_with(shared, host, &request(token, &[]))
 }
 
 fn answer(
@@ -151,6 +159,10 @@ fn answer(
 
 fn set(name: &str, value: Option<&str>) -> Effect {
     Effect::Set(name.into(), value.map(str::to_string))
+}
+
+fn error(status: u32, details: &str) -> Effect {
+    Effect::Respond(status, details.into(), vec![], ERROR_BODY.into())
 }
 
 #[test]
@@ -179,14 +191,14 @@ fn the_call_and_the_pause() {
             "outbound|8000||auth.ns.svc.cluster.local".into(),
             expected,
             300
-        )]
+        )],
+        "an honest request costs no header edit"
     );
 }
 
 #[test]
 fn answers_table() {
-    let denied_error =
-        Effect::Respond(403, "dispatch_auth_error".into(), vec![], ERROR_BODY.into());
+    let cluster = "outbound|8000||auth.ns.svc.cluster.local";
     type Case<'a> = (
         &'a str,
         Vec<(&'a str, &'a str)>,
@@ -196,17 +208,17 @@ fn answers_table() {
     );
     let cases: Vec<Case> = vec![
         (
-            "allow copies x-user-id over the spoofed one",
+            "allow sets x-user-id",
             vec![(":status", "200"), ("x-user-id", "42"), ("x-other", "no")],
             "",
             vec![set("x-user-id", Some("42")), Effect::Resume],
             0,
         ),
         (
-            "allow without x-user-id removes the client's",
+            "allow without x-user-id changes nothing",
             vec![(":status", "200")],
             "",
-            vec![set("x-user-id", None), Effect::Resume],
+            vec![Effect::Resume],
             0,
         ),
         (
@@ -245,8 +257,8 @@ fn answers_table() {
             vec![(":status", "500")],
             "db down",
             vec![
-                Effect::Warn("#7 auth call to cluster 'outbound|8000||auth.ns.svc.cluster.local' failed: the auth service answered 500; answered 403".into()),
-                denied_error.clone(),
+                Effect::Warn(format!("#7 auth call to cluster '{cluster}' failed: the auth service answered 500; answered 403")),
+                error(403, "dispatch_auth_error"),
             ],
             1,
         ),
@@ -255,8 +267,8 @@ fn answers_table() {
             vec![],
             "",
             vec![
-                Effect::Warn("#7 auth call to cluster 'outbound|8000||auth.ns.svc.cluster.local' failed: no response (connection reset, or the response exceeded Envoy's buffer limit); answered 403".into()),
-                denied_error.clone(),
+                Effect::Warn(format!("#7 auth call to cluster '{cluster}' failed: no response (connection reset, or the response exceeded Envoy's buffer limit); answered 403")),
+                error(403, "dispatch_auth_error"),
             ],
             1,
         ),
@@ -283,12 +295,8 @@ fn answers_table() {
 }
 
 #[test]
-fn failure_mode_allow_strips_upstream_headers_and_marks_the_request() {
-    let json = CONFIG.replace(
-        "\"timeout_ms\"",
-        "\"failure_mode_allow\": true, \"timeout_ms\"",
-    );
-    let sh = shared(&json);
+fn failure_mode_allow_marks_the_request() {
+    let sh = shared(&with("\"failure_mode_allow\": true"));
     let mut host = Mock::new();
     let (mut stream, _) = start(&sh, &mut host, "Bearer a");
     host.take();
@@ -303,7 +311,6 @@ fn failure_mode_allow_strips_upstream_headers_and_marks_the_request() {
         host.take(),
         [
             Effect::Warn("#7 auth call to cluster 'outbound|8000||auth.ns.svc.cluster.local' failed: status 504: upstream request timeout; request allowed (failure_mode_allow)".into()),
-            set("x-user-id", None),
             set("x-auth-failure-mode-allowed", Some("true")),
             Effect::Resume,
         ]
@@ -313,13 +320,11 @@ fn failure_mode_allow_strips_upstream_headers_and_marks_the_request() {
 #[test]
 fn a_refused_dispatch_fails_at_once() {
     for (allow, status_on_error) in [(false, 403), (false, 503), (true, 403)] {
-        let json = CONFIG.replace(
-            "\"timeout_ms\"",
-            &format!("\"failure_mode_allow\": {allow}, \"status_on_error\": {status_on_error}, \"timeout_ms\""),
-        );
-        let sh = shared(&json);
+        let sh = shared(&with(&format!(
+            "\"failure_mode_allow\": {allow}, \"status_on_error\": {status_on_error}"
+        )));
         let mut host = Mock::new();
-        host.refuse = Some("unknown cluster".into());
+        host.refuse = Some("unknown cluster");
         let (stream, action) = start(&sh, &mut host, "Bearer a");
         assert!(!stream.waiting());
         let effects = host.take();
@@ -334,28 +339,20 @@ fn a_refused_dispatch_fails_at_once() {
             assert_eq!(action, Action::Continue);
             assert_eq!(
                 effects[1..],
-                [
-                    set("x-user-id", None),
-                    set("x-auth-failure-mode-allowed", Some("true"))
-                ]
+                [set("x-auth-failure-mode-allowed", Some("true"))]
             );
         } else {
             assert_eq!(action, Action::Pause);
             assert_eq!(
                 effects[1..],
-                [Effect::Respond(
-                    status_on_error,
-                    "dispatch_auth_error".into(),
-                    vec![],
-                    ERROR_BODY.into()
-                )]
+                [error(status_on_error, "dispatch_auth_error")]
             );
         }
     }
 }
 
-/// When the host refuses to strip or set an upstream header, the request is
-/// answered 500 instead of going on with whatever the client sent.
+/// When the host refuses to strip or set a header only the plugin may set, the
+/// request is answered 500 instead of going on with whatever the client sent.
 #[test]
 fn a_refused_header_edit_fails_closed() {
     let refused = |name: &str| {
@@ -371,12 +368,22 @@ fn a_refused_header_edit_fails_closed() {
             ),
         ]
     };
-    // An allow from the auth service.
+    // The client's own copy cannot be removed: no call is made.
     let sh = shared(CONFIG);
     let mut host = Mock::new();
     host.refuse_edits = true;
+    let forged = request("Bearer a", &[("x_user_id", "root")]);
+    let (stream, action) = start_with(&sh, &mut host, &forged);
+    assert_eq!(action, Action::Pause);
+    assert!(!stream.waiting());
+    let mut expected = vec![set("x_user_id", None)];
+    expected.extend(refused("x_user_id"));
+    assert_eq!(host.take(), expected);
+    // An allow from the auth service.
+    let mut host = Mock::new();
     let (mut stream, _) = start(&sh, &mut host, "Bearer a");
     host.take();
+    host.refuse_edits = true;
     answer(
         &mut stream,
         &sh,
@@ -391,19 +398,22 @@ fn a_refused_header_edit_fails_closed() {
     let sh = cached_config(1000);
     let mut host = Mock::new();
     let (mut stream, _) = start(&sh, &mut host, "Bearer a");
-    answer(&mut stream, &sh, &mut host, &[(":status", "200")], "");
+    answer(
+        &mut stream,
+        &sh,
+        &mut host,
+        &[(":status", "200"), ("x-user-id", "42")],
+        "",
+    );
     host.take();
     host.refuse_edits = true;
     let (_, action) = start(&sh, &mut host, "Bearer a");
     assert_eq!(action, Action::Pause);
-    let mut expected = vec![set("x-user-id", None)];
+    let mut expected = vec![set("x-user-id", Some("42"))];
     expected.extend(refused("x-user-id"));
     assert_eq!(host.take(), expected);
     // A failure let through by failure_mode_allow.
-    let sh = shared(&CONFIG.replace(
-        "\"timeout_ms\"",
-        "\"failure_mode_allow\": true, \"timeout_ms\"",
-    ));
+    let sh = shared(&with("\"failure_mode_allow\": true"));
     let mut host = Mock::new();
     host.refuse = Some("unknown cluster");
     host.refuse_edits = true;
@@ -414,9 +424,73 @@ fn a_refused_header_edit_fails_closed() {
         matches!(effects.first(), Some(Effect::Warn(_))),
         "{effects:?}"
     );
-    let mut expected = vec![set("x-user-id", None)];
-    expected.extend(refused("x-user-id"));
+    let mut expected = vec![set("x-auth-failure-mode-allowed", Some("true"))];
+    expected.extend(refused("x-auth-failure-mode-allowed"));
     assert_eq!(effects[1..], expected);
+}
+
+/// Every spelling of an upstream header and of the failure marker is removed
+/// before anything else, so no path that forwards the request keeps one: an
+/// allow, a cache hit, a failure let through.
+#[test]
+fn forged_headers_go_on_every_path_that_forwards() {
+    let forged = [
+        ("x-user-id", "admin"),
+        ("x_user_id", "admin"),
+        ("x-user_id", "admin"),
+        ("x_auth_failure_mode_allowed", "true"),
+        ("x-auth-failure-mode-allowed", "true"),
+        ("x-user-idx", "kept: another name"),
+    ];
+    let removed = vec![
+        set("x-user-id", None),
+        set("x_user_id", None),
+        set("x-user_id", None),
+        set("x_auth_failure_mode_allowed", None),
+        set("x-auth-failure-mode-allowed", None),
+    ];
+    let req = request("Bearer a", &forged);
+    // An allow, then the same decision from the cache.
+    let sh = cached_config(1000);
+    let mut host = Mock::new();
+    let (mut stream, _) = start_with(&sh, &mut host, &req);
+    let effects = host.take();
+    assert_eq!(effects[..5], removed[..], "before the call");
+    assert!(matches!(effects[5], Effect::Dispatch(..)), "{effects:?}");
+    answer(
+        &mut stream,
+        &sh,
+        &mut host,
+        &[(":status", "200"), ("x-user-id", "42")],
+        "",
+    );
+    assert_eq!(host.take(), [set("x-user-id", Some("42")), Effect::Resume]);
+    let (_, action) = start_with(&sh, &mut host, &req);
+    assert_eq!(action, Action::Continue);
+    let mut expected = removed.clone();
+    expected.push(set("x-user-id", Some("42")));
+    assert_eq!(host.take(), expected, "a cache hit");
+    // A failure let through.
+    let sh = shared(&with("\"failure_mode_allow\": true"));
+    let mut host = Mock::new();
+    host.refuse = Some("unknown cluster");
+    let (_, action) = start_with(&sh, &mut host, &req);
+    assert_eq!(action, Action::Continue);
+    let effects = host.take();
+    assert_eq!(effects[..5], removed[..]);
+    assert!(matches!(effects[5], Effect::Warn(_)), "{effects:?}");
+    assert_eq!(
+        effects[6..],
+        [set("x-auth-failure-mode-allowed", Some("true"))]
+    );
+    // Denied requests lose them too (they never go anywhere, but the removal
+    // comes first, before anything is known).
+    let sh = shared(CONFIG);
+    let mut host = Mock::new();
+    let (mut stream, _) = start_with(&sh, &mut host, &req);
+    host.take();
+    answer(&mut stream, &sh, &mut host, &[(":status", "403")], "no");
+    assert!(matches!(host.take()[..], [Effect::Respond(403, ..)]));
 }
 
 #[test]
@@ -442,10 +516,9 @@ fn a_value_that_is_not_utf8_is_a_bad_request() {
 }
 
 fn cached_config(ttl: u64) -> Shared {
-    shared(&CONFIG.replace(
-        "\"timeout_ms\"",
-        &format!("\"cache\": {{\"ttl_ms\": {ttl}, \"max_entries\": 2}}, \"timeout_ms\""),
-    ))
+    shared(&with(&format!(
+        "\"cache\": {{\"ttl_ms\": {ttl}, \"max_entries\": 2}}"
+    )))
 }
 
 #[test]
