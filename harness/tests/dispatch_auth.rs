@@ -1,8 +1,8 @@
 //! dispatch-auth in a real Envoy against a scripted auth service on loopback:
 //! here the call it makes, allows and denials, held bodies, HTTP/2 streams and
 //! bad configs, with the helpers every theme shares; in `dispatch_auth/`
-//! failures both ways of failure_mode_allow, the decision cache, forged headers
-//! and 304s, and native ext_authz compared.
+//! failures both ways of failure_mode_allow, the decision cache and its memory,
+//! forged headers and 304s, and native ext_authz compared.
 
 use harness::envoy::{static_cluster, LOG_WAIT};
 use harness::http::{read_response, send_raw};
@@ -509,6 +509,10 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
         (
             json!({"cluster": "a", "clutser": "b"}),
             "clutser: unknown field",
+        ),
+        (
+            json!({"cluster": "a", "cache": {"max_bytes": 1u64 << 30}}),
+            "cache.max_bytes: must be 65536..=268435456 (64 KiB to 256 MiB: a wasm VM stops at 1 GiB",
         ),
         (
             json!({"cluster": "a", "allowed_headers": (0..33).map(|i| format!("x-{i}")).collect::<Vec<_>>()}),

@@ -17,6 +17,19 @@ pub const FAILURE_MODE_HEADER: &str = "x-auth-failure-mode-allowed";
 /// every request; 32 is far beyond what an auth integration forwards.
 pub const MAX_NAMES: usize = 32;
 
+/// `cache.max_bytes` when not set: 8 MiB per instance and VM. That holds about a
+/// thousand of the largest cached denials (8 KiB pages) or tens of thousands of
+/// allows, and costs a gateway with 8 workers 64 MiB at most, a small part of
+/// what one V8 VM may use (1 GiB).
+pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
+
+/// The range of `cache.max_bytes`: at least room for a few of the largest
+/// entries, at most a quarter of the 1 GiB V8 gives a wasm VM. Every plugin
+/// instance of the module (Istio runs all WasmPlugins of one module in one VM per
+/// worker) and every request in flight share that GiB; a VM that reaches it traps
+/// and fails every later request.
+pub const CACHE_BYTES: std::ops::RangeInclusive<i64> = (64 << 10)..=(256 << 20);
+
 /// Where the call goes: the original path behind a prefix, or one fixed path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallPath {
@@ -29,6 +42,8 @@ pub struct Cache {
     /// 0 = no cache.
     pub ttl_ms: u64,
     pub max_entries: usize,
+    /// What the cache's entries may take, bookkeeping included.
+    pub max_bytes: usize,
     /// Lowercase names whose values (with method, authority and path) make the key.
     pub key_headers: Vec<String>,
 }
@@ -148,6 +163,20 @@ fn names_or(
     }
 }
 
+/// `cache.max_bytes`, refused outside [`CACHE_BYTES`] with the reason.
+fn cache_bytes(node: &Node<'_>) -> Result<usize, ConfigError> {
+    let bytes = node.int_in(i64::MIN..=i64::MAX)?;
+    if !CACHE_BYTES.contains(&bytes) {
+        return Err(node.error(format!(
+            "must be {}..={} (64 KiB to 256 MiB: a wasm VM stops at 1 GiB, shared by \
+             every plugin instance in it), got {bytes}",
+            CACHE_BYTES.start(),
+            CACHE_BYTES.end()
+        )));
+    }
+    Ok(bytes as usize)
+}
+
 impl Config {
     /// Parses `pluginConfig` bytes.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
@@ -230,6 +259,10 @@ impl Config {
                 let max_entries = cache
                     .opt_int_in("max_entries", 1..=1_000_000)?
                     .unwrap_or(10_000) as usize;
+                let max_bytes = match cache.get("max_bytes") {
+                    Some(node) => cache_bytes(&node)?,
+                    None => DEFAULT_CACHE_BYTES,
+                };
                 let key_headers = match cache.get("key_headers") {
                     Some(node) => names(&node, None)?,
                     None => allowed_headers.clone(),
@@ -238,12 +271,14 @@ impl Config {
                 Cache {
                     ttl_ms,
                     max_entries,
+                    max_bytes,
                     key_headers,
                 }
             }
             None => Cache {
                 ttl_ms: 0,
                 max_entries: 10_000,
+                max_bytes: DEFAULT_CACHE_BYTES,
                 key_headers: allowed_headers.clone(),
             },
         };

@@ -1,19 +1,20 @@
 //! One request's way through the plugin: forged headers out, cache lookup, the
 //! call, the answer, and carrying the decision out. Every effect goes through the small [`Host`]
-//! trait, implemented over proxy-wasm in `lib.rs` and by a recording mock in the
-//! tests, so the whole flow runs natively.
+//! trait, implemented over proxy-wasm in `proxy.rs` and by a recording mock in
+//! the tests, so the whole flow runs natively.
 
-use crate::cache::{Cache, Key};
+use crate::cache::Key;
 use crate::call::{self, NotUtf8, Request};
 use crate::config::{Config, FAILURE_MODE_HEADER};
 use crate::verdict::{classify, Failure, Outcome, Verdict};
 use proxy_wasm::types::Action;
-use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
-/// Decisions larger than this (denial bodies, mostly) are not cached, so the
-/// cache's memory stays bounded by `max_entries` times a small size.
+pub use crate::shared::Shared;
+
+/// Decisions larger than this (denial bodies, mostly) are not cached, so one
+/// entry never takes more than a small part of the cache's bytes.
 pub const MAX_CACHED_BYTES: usize = 8 * 1024;
 
 /// The body of the answer when a failed call is denied.
@@ -42,37 +43,6 @@ pub trait Host {
     fn resume_request(&mut self);
     fn debug(&mut self, message: fmt::Arguments<'_>);
     fn warn(&mut self, message: fmt::Arguments<'_>);
-}
-
-/// What one VM keeps: the configuration and its decision cache.
-pub struct Shared {
-    pub config: Config,
-    cache: RefCell<Cache<Rc<Verdict>>>,
-}
-
-impl Shared {
-    pub fn new(config: Config) -> Self {
-        let cache = Cache::new(config.cache.ttl_ms, config.cache.max_entries);
-        Shared {
-            config,
-            cache: RefCell::new(cache),
-        }
-    }
-
-    fn cached(&self, key: &Key, now: u64) -> Option<Rc<Verdict>> {
-        self.cache.try_borrow_mut().ok()?.get(key, now)
-    }
-
-    fn store(&self, key: Key, verdict: Rc<Verdict>, now: u64) {
-        if let Ok(mut cache) = self.cache.try_borrow_mut() {
-            cache.insert(key, verdict, now);
-        }
-    }
-
-    /// Live entries in this VM's cache.
-    pub fn cache_len(&self) -> usize {
-        self.cache.try_borrow().map(|c| c.len()).unwrap_or(0)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,5 +259,7 @@ impl Stream {
     }
 }
 
+#[cfg(test)]
+mod mock;
 #[cfg(test)]
 mod tests;

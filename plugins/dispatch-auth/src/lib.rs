@@ -8,6 +8,7 @@ pub mod call;
 pub mod config;
 pub mod flow;
 pub mod proxy;
+pub mod shared;
 pub mod verdict;
 
 use common::host::{HeaderMap, Plugin};
@@ -30,7 +31,8 @@ impl Plugin for DispatchAuth {
     type Config = Shared;
 
     fn configure(bytes: &[u8]) -> Result<Shared, common::ConfigError> {
-        config::Config::parse(bytes).map(Shared::new)
+        let config = config::Config::parse(bytes)?;
+        Ok(Shared::new(config, Box::new(proxy::EnvoyGauges::define())))
     }
 
     fn http_context(shared: Rc<Shared>, id: u32) -> Box<dyn HttpContext> {

@@ -3,7 +3,8 @@
 //! values, so a request in flight can never take the VM down.
 
 use crate::flow::Host;
-use common::host::{self, HostHeaders};
+use crate::shared::{Gauges, Metric};
+use common::host::{self, Gauge, HostHeaders};
 use proxy_wasm::types::{BufferType, Status, StreamType};
 use std::fmt;
 use std::time::Duration;
@@ -115,6 +116,30 @@ pub fn call_response_body(size: usize) -> Vec<u8> {
         ) {
             0 if !data.is_null() => Vec::from_raw_parts(data, len, len),
             _ => Vec::new(),
+        }
+    }
+}
+
+/// The plugin's gauges in Envoy's stats, `wasmcustom.dispatch-auth.<metric>`.
+pub struct EnvoyGauges([Gauge; 2]);
+
+impl EnvoyGauges {
+    /// Defines (or finds again: Envoy keys stats by name) every gauge.
+    pub fn define() -> Self {
+        EnvoyGauges(Metric::ALL.map(|m| {
+            Gauge::define(&format!(
+                "{}.{}",
+                <crate::DispatchAuth as common::host::Plugin>::NAME,
+                m.name()
+            ))
+        }))
+    }
+}
+
+impl Gauges for EnvoyGauges {
+    fn add(&self, metric: Metric, delta: i64) {
+        if let Some(gauge) = self.0.get(metric as usize) {
+            gauge.add(delta);
         }
     }
 }

@@ -2,9 +2,11 @@
 //! the request, deny (any other status below 500) as the service sent it, or an
 //! error (no answer, 5xx, nothing parseable) that `failure_mode_allow` decides.
 
+use crate::cache::{heap, Weight};
 use crate::config::Config;
 use common::deny::must_not_have_body;
 use std::fmt;
+use std::rc::Rc;
 
 /// A decision the auth service made; the only thing the cache stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +23,8 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// Bytes held by this verdict, to keep large denials out of the cache.
+    /// Bytes of header names, values and body, to keep large denials out of the
+    /// cache.
     pub fn size(&self) -> usize {
         let headers =
             |h: &[(String, Vec<u8>)]| -> usize { h.iter().map(|(n, v)| n.len() + v.len()).sum() };
@@ -31,6 +34,30 @@ impl Verdict {
                 headers: h, body, ..
             } => headers(h) + body.len(),
         }
+    }
+
+    /// Bytes this verdict holds on the heap, each allocation's overhead included.
+    fn heap_bytes(&self) -> usize {
+        let headers = |h: &Vec<(String, Vec<u8>)>| -> usize {
+            heap::<(String, Vec<u8>)>(h.capacity())
+                + h.iter()
+                    .map(|(n, v)| heap::<u8>(n.capacity()) + heap::<u8>(v.capacity()))
+                    .sum::<usize>()
+        };
+        match self {
+            Verdict::Allow { headers: h } => headers(h),
+            Verdict::Deny {
+                headers: h, body, ..
+            } => headers(h) + heap::<u8>(body.capacity()),
+        }
+    }
+}
+
+/// A cached verdict costs its `Rc` box (two counts and the verdict) and what the
+/// verdict holds.
+impl Weight for Rc<Verdict> {
+    fn weight(&self) -> usize {
+        heap::<(usize, usize, Verdict)>(1) + self.heap_bytes()
     }
 }
 
@@ -226,7 +253,7 @@ mod tests {
     fn failure_texts() {
         let cases = [
             (
-                Failure::Dispatch("unknown cluster".into()),
+                Failure::Dispatch("unknown cluster"),
                 "the call could not be sent: unknown cluster",
             ),
             (Failure::Status(500, None), "the auth service answered 500"),
@@ -267,5 +294,25 @@ mod tests {
             .size(),
             3
         );
+    }
+
+    #[test]
+    fn weights_count_every_allocation() {
+        use crate::cache::ALLOC_OVERHEAD;
+        let rc_box = std::mem::size_of::<(usize, usize, Verdict)>() + ALLOC_OVERHEAD;
+        let pair = std::mem::size_of::<(String, Vec<u8>)>();
+        let deny = Rc::new(Verdict::Deny {
+            status: 401,
+            headers: hv(&[("ab", "cde")]),
+            body: vec![b'x'; 1000],
+        });
+        let expected = rc_box
+            + (pair + ALLOC_OVERHEAD)
+            + (2 + ALLOC_OVERHEAD)
+            + (3 + ALLOC_OVERHEAD)
+            + (1000 + ALLOC_OVERHEAD);
+        assert_eq!(deny.weight(), expected);
+        let allow = Rc::new(Verdict::Allow { headers: vec![] });
+        assert_eq!(allow.weight(), rc_box, "an empty list allocates nothing");
     }
 }

@@ -26,9 +26,12 @@ fn defaults() {
         Cache {
             ttl_ms: 0,
             max_entries: 10_000,
+            max_bytes: 8 << 20,
             key_headers: vec!["authorization".into()]
         }
     );
+    let c = Config::parse(br#"{"cluster": "a", "cache": {"ttl_ms": 5}}"#).unwrap();
+    assert_eq!(c.cache.max_bytes, DEFAULT_CACHE_BYTES);
 }
 
 #[test]
@@ -42,7 +45,8 @@ fn every_field_is_read() {
           "allowed_upstream_headers": ["X-User-Id"],
           "allowed_client_headers": ["www-authenticate"],
           "failure_mode_allow": true, "status_on_error": 503,
-          "cache": {"ttl_ms": 5000, "max_entries": 7, "key_headers": ["Authorization"]}
+          "cache": {"ttl_ms": 5000, "max_entries": 7, "max_bytes": 65536,
+                    "key_headers": ["Authorization"]}
         }"#,
     )
     .unwrap();
@@ -61,6 +65,7 @@ fn every_field_is_read() {
     assert_eq!(c.status_on_error, 503);
     assert_eq!(c.cache.ttl_ms, 5000);
     assert_eq!(c.cache.max_entries, 7);
+    assert_eq!(c.cache.max_bytes, 65536);
     assert_eq!(c.cache.key_headers, ["authorization"]);
     let fixed = Config::parse(br#"{"cluster": "a", "path": "/verify?x=1"}"#).unwrap();
     assert_eq!(fixed.path, CallPath::Fixed("/verify?x=1".into()));
@@ -187,7 +192,23 @@ fn bad_configurations_name_the_field() {
         ),
         (
             r#"{"cluster": "a", "cache": {"ttl": 1}}"#,
-            "cache.ttl: unknown field (known fields: key_headers, max_entries, ttl_ms)",
+            "cache.ttl: unknown field (known fields: key_headers, max_bytes, max_entries, ttl_ms)",
+        ),
+        (
+            r#"{"cluster": "a", "cache": {"max_bytes": 65535}}"#,
+            "cache.max_bytes: must be 65536..=268435456 (64 KiB to 256 MiB: a wasm VM stops at 1 GiB, shared by every plugin instance in it), got 65535",
+        ),
+        (
+            r#"{"cluster": "a", "cache": {"max_bytes": 268435457}}"#,
+            "cache.max_bytes: must be 65536..=268435456 (64 KiB to 256 MiB: a wasm VM stops at 1 GiB, shared by every plugin instance in it), got 268435457",
+        ),
+        (
+            r#"{"cluster": "a", "cache": {"max_bytes": 1073741824}}"#,
+            "cache.max_bytes: must be 65536..=268435456 (64 KiB to 256 MiB: a wasm VM stops at 1 GiB, shared by every plugin instance in it), got 1073741824",
+        ),
+        (
+            r#"{"cluster": "a", "cache": {"max_bytes": "8MiB"}}"#,
+            "cache.max_bytes: expected a whole number, got a string",
         ),
         (
             r#"{"cluster": "a", "timeout": 1}"#,
@@ -234,4 +255,14 @@ fn every_list_has_a_limit() {
         Config::from_value(&over).unwrap_err().to_string(),
         "headers_to_add: at most 32 entries, got 33"
     );
+}
+
+#[test]
+fn the_cache_byte_range_holds_the_largest_entries() {
+    // The smallest budget still holds several of the largest cached denials.
+    let largest = crate::flow::MAX_CACHED_BYTES + 1024;
+    assert!(*CACHE_BYTES.start() as usize >= 4 * largest);
+    // The largest leaves most of a VM's 1 GiB to everything else.
+    assert!(*CACHE_BYTES.end() as usize <= (1 << 30) / 4);
+    assert!(CACHE_BYTES.contains(&(DEFAULT_CACHE_BYTES as i64)));
 }

@@ -1,105 +1,9 @@
 //! The flow over a recording host: the call, every answer, failures both ways of
 //! failure_mode_allow, refused header edits, the cache, and forged headers.
 
+use super::mock::{Effect, Mock, Recorder};
 use super::*;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Effect {
-    Dispatch(String, Vec<(String, String)>, u64),
-    Set(String, Option<String>),
-    Add(String, String),
-    Respond(u32, String, Vec<(String, String)>, String),
-    Resume,
-    Debug(String),
-    Warn(String),
-}
-
-struct Mock {
-    now: u64,
-    refuse: Option<&'static str>,
-    /// Refuse every request-header change, as a host without the map would.
-    refuse_edits: bool,
-    effects: Vec<Effect>,
-}
-
-fn s(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-impl Host for Mock {
-    fn now_ms(&self) -> u64 {
-        self.now
-    }
-    fn dispatch(
-        &mut self,
-        cluster: &str,
-        headers: Vec<(&str, &str)>,
-        timeout_ms: u64,
-    ) -> Result<(), &'static str> {
-        if let Some(why) = self.refuse {
-            return Err(why);
-        }
-        let headers = headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        self.effects
-            .push(Effect::Dispatch(cluster.into(), headers, timeout_ms));
-        Ok(())
-    }
-    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool {
-        self.effects.push(Effect::Set(name.into(), value.map(s)));
-        !self.refuse_edits
-    }
-    fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool {
-        self.effects.push(Effect::Add(name.into(), s(value)));
-        !self.refuse_edits
-    }
-    fn send_response(
-        &mut self,
-        status: u32,
-        details: &str,
-        headers: &[(&str, &[u8])],
-        body: &[u8],
-    ) {
-        let headers = headers.iter().map(|(n, v)| (n.to_string(), s(v))).collect();
-        self.effects
-            .push(Effect::Respond(status, details.into(), headers, s(body)));
-    }
-    fn resume_request(&mut self) {
-        self.effects.push(Effect::Resume);
-    }
-    fn debug(&mut self, message: fmt::Arguments<'_>) {
-        self.effects.push(Effect::Debug(message.to_string()));
-    }
-    fn warn(&mut self, message: fmt::Arguments<'_>) {
-        self.effects.push(Effect::Warn(message.to_string()));
-    }
-}
-
-impl Mock {
-    fn new() -> Self {
-        Mock {
-            now: 1_000_000,
-            refuse: None,
-            refuse_edits: false,
-            effects: Vec::new(),
-        }
-    }
-    /// Effects other than debug logs, drained.
-    fn take(&mut self) -> Vec<Effect> {
-        std::mem::take(&mut self.effects)
-            .into_iter()
-            .filter(|e| !matches!(e, Effect::Debug(_)))
-            .collect()
-    }
-    fn calls(&self) -> usize {
-        self.effects
-            .iter()
-            .filter(|e| matches!(e, Effect::Dispatch(..)))
-            .count()
-    }
-}
+use crate::shared::Metric;
 
 const CONFIG: &str = r#"{
     "cluster": "outbound|8000||auth.ns.svc.cluster.local", "path_prefix": "/check",
@@ -113,7 +17,7 @@ fn with(extra: &str) -> String {
 }
 
 fn shared(json: &str) -> Shared {
-    Shared::new(Config::parse(json.as_bytes()).unwrap())
+    Shared::standalone(Config::parse(json.as_bytes()).unwrap())
 }
 
 fn request(token: &str, extra: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -607,4 +511,36 @@ fn the_body_is_read_only_for_denials() {
     let (mut stream, _) = start(&sh, &mut host, "Bearer a");
     let headers: Vec<(&[u8], &[u8])> = vec![(b":status", b"200")];
     stream.on_call_response(&sh, &mut host, headers, || panic!("body read for an allow"));
+}
+
+#[test]
+fn gauges_follow_the_cache() {
+    let recorder = Recorder::default();
+    let config = Config::parse(with("\"cache\": {\"ttl_ms\": 1000}").as_bytes()).unwrap();
+    let sh = Shared::new(config, Box::new(recorder.clone()));
+    let mut host = Mock::new();
+    let (mut a, _) = start(&sh, &mut host, "Bearer a");
+    answer(
+        &mut a,
+        &sh,
+        &mut host,
+        &[(":status", "401")],
+        &"x".repeat(100),
+    );
+    assert_eq!(recorder.get(Metric::CacheEntries), 1);
+    let bytes = recorder.get(Metric::CacheBytes);
+    assert_eq!(bytes, sh.cache_bytes() as i64);
+    assert!(bytes > 100, "{bytes}");
+    // The cached entry expires when read after its TTL.
+    host.now += 1000;
+    let (_a2, _) = start(&sh, &mut host, "Bearer a");
+    assert_eq!(recorder.get(Metric::CacheEntries), 0);
+    assert_eq!(recorder.get(Metric::CacheBytes), 0);
+    // A new configuration drops the instance and its cache with it.
+    let (mut d, _) = start(&sh, &mut host, "Bearer d");
+    answer(&mut d, &sh, &mut host, &[(":status", "200")], "");
+    assert_eq!(recorder.get(Metric::CacheEntries), 1);
+    drop(sh);
+    assert_eq!(recorder.get(Metric::CacheEntries), 0);
+    assert_eq!(recorder.get(Metric::CacheBytes), 0);
 }

@@ -1,0 +1,128 @@
+//! A recording [`Host`] and [`Gauges`] for the flow's tests: every effect the flow
+//! asks for is kept in order, and the host can be told to refuse the call or
+//! every header edit.
+
+use super::Host;
+use crate::shared::{Gauges, Metric};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Dispatch(String, Vec<(String, String)>, u64),
+    Set(String, Option<String>),
+    Add(String, String),
+    Respond(u32, String, Vec<(String, String)>, String),
+    Resume,
+    Debug(String),
+    Warn(String),
+}
+
+pub struct Mock {
+    pub now: u64,
+    /// Refuse the call, saying this.
+    pub refuse: Option<&'static str>,
+    /// Refuse every request-header change, as a host without the map would.
+    pub refuse_edits: bool,
+    pub effects: Vec<Effect>,
+}
+
+fn s(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Host for Mock {
+    fn now_ms(&self) -> u64 {
+        self.now
+    }
+    fn dispatch(
+        &mut self,
+        cluster: &str,
+        headers: Vec<(&str, &str)>,
+        timeout_ms: u64,
+    ) -> Result<(), &'static str> {
+        if let Some(why) = self.refuse {
+            return Err(why);
+        }
+        let headers = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        self.effects
+            .push(Effect::Dispatch(cluster.into(), headers, timeout_ms));
+        Ok(())
+    }
+    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool {
+        self.effects.push(Effect::Set(name.into(), value.map(s)));
+        !self.refuse_edits
+    }
+    fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool {
+        self.effects.push(Effect::Add(name.into(), s(value)));
+        !self.refuse_edits
+    }
+    fn send_response(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) {
+        let headers = headers.iter().map(|(n, v)| (n.to_string(), s(v))).collect();
+        self.effects
+            .push(Effect::Respond(status, details.into(), headers, s(body)));
+    }
+    fn resume_request(&mut self) {
+        self.effects.push(Effect::Resume);
+    }
+    fn debug(&mut self, message: fmt::Arguments<'_>) {
+        self.effects.push(Effect::Debug(message.to_string()));
+    }
+    fn warn(&mut self, message: fmt::Arguments<'_>) {
+        self.effects.push(Effect::Warn(message.to_string()));
+    }
+}
+
+impl Mock {
+    pub fn new() -> Self {
+        Mock {
+            now: 1_000_000,
+            refuse: None,
+            refuse_edits: false,
+            effects: Vec::new(),
+        }
+    }
+    /// Effects other than debug logs, drained.
+    pub fn take(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+            .into_iter()
+            .filter(|e| !matches!(e, Effect::Debug(_)))
+            .collect()
+    }
+    /// Calls made, over the effects not yet taken.
+    pub fn calls(&self) -> usize {
+        self.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Dispatch(..)))
+            .count()
+    }
+}
+
+/// Gauges summed by metric, shared with the test that reads them.
+#[derive(Clone, Default)]
+pub struct Recorder(pub Rc<RefCell<HashMap<Metric, i64>>>);
+
+impl Recorder {
+    pub fn get(&self, metric: Metric) -> i64 {
+        self.0.borrow().get(&metric).copied().unwrap_or(0)
+    }
+}
+
+impl Gauges for Recorder {
+    fn add(&self, metric: Metric, delta: i64) {
+        assert_ne!(delta, 0, "{metric:?}: a zero change costs a host call");
+        *self.0.borrow_mut().entry(metric).or_insert(0) += delta;
+        assert!(self.get(metric) >= 0, "{metric:?} went below zero");
+    }
+}
