@@ -2,7 +2,8 @@
 //! here the call it makes, allows and denials, held bodies, HTTP/2 streams and
 //! bad configs, with the helpers every theme shares; in `dispatch_auth/`
 //! failures both ways of failure_mode_allow, the decision cache and its memory,
-//! forged headers and 304s, and native ext_authz compared.
+//! forged headers and 304s, overload under clients that hang up, and native
+//! ext_authz compared.
 
 use harness::envoy::{static_cluster, LOG_WAIT};
 use harness::http::{read_response, send_raw};
@@ -25,6 +26,8 @@ mod failures;
 mod headers;
 #[path = "dispatch_auth/native.rs"]
 mod native;
+#[path = "dispatch_auth/overload.rs"]
+mod overload;
 
 const PLUGIN: &str = "dispatch-auth";
 const ERROR_BODY: &str = "external authorization failed\n";
@@ -513,6 +516,10 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
         (
             json!({"cluster": "a", "cache": {"max_bytes": 1u64 << 30}}),
             "cache.max_bytes: must be 65536..=268435456 (64 KiB to 256 MiB: a wasm VM stops at 1 GiB",
+        ),
+        (
+            json!({"cluster": "a", "max_pending_calls": 0}),
+            "max_pending_calls: must be 1..=10000, got 0",
         ),
         (
             json!({"cluster": "a", "allowed_headers": (0..33).map(|i| format!("x-{i}")).collect::<Vec<_>>()}),

@@ -1,12 +1,14 @@
 //! One request's way through the plugin: forged headers out, cache lookup, the
-//! call, the answer, and carrying the decision out. Every effect goes through the small [`Host`]
-//! trait, implemented over proxy-wasm in `proxy.rs` and by a recording mock in
-//! the tests, so the whole flow runs natively.
+//! cap on calls out, the call, the answer, and carrying the decision out. Every
+//! effect goes through the small [`Host`] trait, implemented over proxy-wasm in
+//! `proxy.rs` and by a recording mock in the tests, so the whole flow runs
+//! natively.
 
 use crate::cache::Key;
 use crate::call::{self, NotUtf8, Request};
 use crate::config::{Config, FAILURE_MODE_HEADER};
-use crate::verdict::{classify, Failure, Outcome, Verdict};
+use crate::pending::GRACE_MS;
+use crate::verdict::{classify, Failure, Outcome, Overload, Verdict};
 use proxy_wasm::types::Action;
 use std::fmt;
 use std::rc::Rc;
@@ -24,14 +26,15 @@ pub const ERROR_BODY: &str = "external authorization failed\n";
 pub trait Host {
     /// Wall-clock time in milliseconds (only differences matter).
     fn now_ms(&self) -> u64;
-    /// Sends the auth call; its answer comes back through
-    /// [`Stream::on_call_response`]. An error, saying why, means no call was made.
+    /// Sends the auth call and returns the host's token for it; its answer comes
+    /// back through [`Stream::on_call_response`]. An error, saying why, means no
+    /// call was made.
     fn dispatch(
         &mut self,
         cluster: &str,
         headers: Vec<(&str, &str)>,
         timeout_ms: u64,
-    ) -> Result<(), &'static str>;
+    ) -> Result<u32, Failure>;
     /// Replaces every value of request header `name` with `value`, or removes the
     /// header when `value` is `None`. False when the host refused.
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool;
@@ -48,8 +51,13 @@ pub trait Host {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Start,
-    /// The call is out; the key to store its decision under, when caching.
-    Waiting(Option<Key>),
+    /// The call is out: the key to store its decision under (when caching), the
+    /// call's token and until when it is counted.
+    Waiting {
+        key: Option<Key>,
+        token: u32,
+        deadline: u64,
+    },
     Done,
 }
 
@@ -69,7 +77,7 @@ impl Stream {
 
     /// True while the request waits for the auth service.
     pub fn waiting(&self) -> bool {
-        matches!(self.phase, Phase::Waiting(_))
+        matches!(self.phase, Phase::Waiting { .. })
     }
 
     /// What to answer for request body and trailers. While the call is out they
@@ -89,21 +97,21 @@ impl Stream {
         host: &mut H,
         pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Action {
+        self.phase = Phase::Done;
         let config = &shared.config;
         let request = Request::read(config, pairs);
         // Before any way on: what only the plugin sets upstream, a client may not
         // send, in any spelling. Every later path then only adds.
         for name in &request.forged {
             if !host.set_request_header(name, None) {
-                self.phase = Phase::Done;
                 return self.edit_refused(host, name);
             }
         }
         let key = (config.cache.ttl_ms > 0).then(|| call::key(&request));
+        let now = host.now_ms();
         if let Some(key) = &key {
-            if let Some(verdict) = shared.cached(key, host.now_ms()) {
+            if let Some(verdict) = shared.cached(key, now) {
                 host.debug(format_args!("#{} cache hit", self.id));
-                self.phase = Phase::Done;
                 return self.carry_out(config, host, &verdict);
             }
         }
@@ -115,7 +123,6 @@ impl Stream {
                     "#{} header '{name}' is not UTF-8 and cannot be forwarded: 400",
                     self.id
                 ));
-                self.phase = Phase::Done;
                 host.send_response(
                     400,
                     "dispatch_auth_bad_request",
@@ -125,19 +132,27 @@ impl Stream {
                 return Action::Pause;
             }
         };
+        if let Err(out) = shared.admit(now) {
+            return self.fail(shared, host, &Failure::Overloaded(Overload::Cap(out)));
+        }
         match host.dispatch(&config.cluster, headers, config.timeout_ms) {
-            Ok(()) => {
-                self.phase = Phase::Waiting(key);
+            Ok(token) => {
+                // Envoy ends the call at its timeout, counted from just after `now`.
+                let deadline = now.saturating_add(config.timeout_ms + GRACE_MS);
+                shared.started(token, deadline);
+                self.phase = Phase::Waiting {
+                    key,
+                    token,
+                    deadline,
+                };
                 Action::Pause
             }
-            Err(why) => {
-                self.phase = Phase::Done;
-                self.fail(config, host, &Failure::Dispatch(why))
-            }
+            Err(failure) => self.fail(shared, host, &failure),
         }
     }
 
-    /// The auth service's answer: `headers` empty when the call failed without one.
+    /// The auth service's answer: `headers` empty when the call failed without
+    /// one; `body` is read only when the answer needs it.
     pub fn on_call_response<'a, H: Host>(
         &mut self,
         shared: &Shared,
@@ -145,18 +160,19 @@ impl Stream {
         headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         body: impl FnOnce() -> Vec<u8>,
     ) {
-        let Phase::Waiting(key) = self.phase else {
+        let Phase::Waiting {
+            key,
+            token,
+            deadline,
+        } = self.phase
+        else {
             return;
         };
         self.phase = Phase::Done;
+        shared.finished(token, deadline);
         let config = &shared.config;
         let headers: Vec<(&[u8], &[u8])> = headers.into_iter().collect();
-        // Only a denial uses the body; an allow never pays for copying it out.
-        let status_2xx = headers
-            .iter()
-            .any(|(n, v)| *n == b":status" && v.first() == Some(&b'2') && v.len() == 3);
-        let body = if status_2xx { Vec::new() } else { body() };
-        match classify(config, &headers, &body) {
+        let action = match classify(config, &headers, body) {
             Outcome::Decided(verdict) => {
                 let verdict = Rc::new(verdict);
                 if let Some(key) = key {
@@ -164,15 +180,12 @@ impl Stream {
                         shared.store(key, verdict.clone(), host.now_ms());
                     }
                 }
-                if self.carry_out(config, host, &verdict) == Action::Continue {
-                    host.resume_request();
-                }
+                self.carry_out(config, host, &verdict)
             }
-            Outcome::Failed(failure) => {
-                if self.fail(config, host, &failure) == Action::Continue {
-                    host.resume_request();
-                }
-            }
+            Outcome::Failed(failure) => self.fail(shared, host, &failure),
+        };
+        if action == Action::Continue {
+            host.resume_request();
         }
     }
 
@@ -232,9 +245,11 @@ impl Stream {
         Action::Pause
     }
 
-    /// A call without a decision: logged once, then allowed or denied by config.
-    fn fail<H: Host>(&self, config: &Config, host: &mut H, failure: &Failure) -> Action {
-        if config.failure_mode_allow {
+    /// A call without a decision: logged, then allowed or denied by config.
+    /// Overload is always denied, and logged at most once a second.
+    fn fail<H: Host>(&self, shared: &Shared, host: &mut H, failure: &Failure) -> Action {
+        let config = &shared.config;
+        if config.failure_mode_allow && !failure.is_overload() {
             host.warn(format_args!(
                 "#{} auth call to cluster '{}' failed: {failure}; request allowed (failure_mode_allow)",
                 self.id, config.cluster
@@ -242,24 +257,45 @@ impl Stream {
             if !host.set_request_header(FAILURE_MODE_HEADER, Some(b"true")) {
                 return self.edit_refused(host, FAILURE_MODE_HEADER);
             }
-            Action::Continue
+            return Action::Continue;
+        }
+        let details = if failure.is_overload() {
+            if let Some(held) = shared.overload_warning(host.now_ms()) {
+                let held = Held(held);
+                host.warn(format_args!(
+                    "#{} auth call to cluster '{}' failed: {failure}; answered {} \
+                     (overload never fails open){held}",
+                    self.id, config.cluster, config.status_on_error
+                ));
+            }
+            "dispatch_auth_overloaded"
         } else {
             host.warn(format_args!(
                 "#{} auth call to cluster '{}' failed: {failure}; answered {}",
                 self.id, config.cluster, config.status_on_error
             ));
-            host.send_response(
-                config.status_on_error,
-                "dispatch_auth_error",
-                &[],
-                ERROR_BODY.as_bytes(),
-            );
-            Action::Pause
+            "dispatch_auth_error"
+        };
+        host.send_response(config.status_on_error, details, &[], ERROR_BODY.as_bytes());
+        Action::Pause
+    }
+}
+
+/// How many overload warnings were held back, as the end of the next one.
+struct Held(u64);
+
+impl fmt::Display for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            n => write!(f, "; {n} more since the last such line"),
         }
     }
 }
 
 #[cfg(test)]
 mod mock;
+#[cfg(test)]
+mod overload_tests;
 #[cfg(test)]
 mod tests;

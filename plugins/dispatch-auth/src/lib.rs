@@ -1,18 +1,21 @@
 //! dispatch-auth: asks an external authorization service about each request
 //! with `dispatch_http_call`, with Envoy ext_authz semantics (allowed headers
-//! both ways, failure_mode_allow, status_on_error) and a per-VM decision cache.
-//! This file is the wasm adapter; the flow is in `flow`, over the `Host` trait.
+//! both ways, failure_mode_allow, status_on_error), a per-VM decision cache and
+//! a per-VM cap on calls out. This file is the wasm adapter; the flow is in
+//! `flow`, over the `Host` trait.
 
 pub mod cache;
 pub mod call;
 pub mod config;
 pub mod flow;
+pub mod pending;
 pub mod proxy;
 pub mod shared;
 pub mod verdict;
 
 use common::host::{HeaderMap, Plugin};
 use flow::{Shared, Stream};
+use pending::Registry;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
@@ -24,6 +27,11 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| Box::new(common::host::Root::<DispatchAuth>::new()));
 }}
 
+thread_local! {
+    /// This VM's calls out, per cluster, shared by every instance in it.
+    static CALLS: Registry = Registry::default();
+}
+
 pub struct DispatchAuth;
 
 impl Plugin for DispatchAuth {
@@ -32,7 +40,12 @@ impl Plugin for DispatchAuth {
 
     fn configure(bytes: &[u8]) -> Result<Shared, common::ConfigError> {
         let config = config::Config::parse(bytes)?;
-        Ok(Shared::new(config, Box::new(proxy::EnvoyGauges::define())))
+        let calls = CALLS.with(|registry| registry.for_cluster(&config.cluster));
+        Ok(Shared::new(
+            config,
+            calls,
+            Box::new(proxy::EnvoyGauges::define()),
+        ))
     }
 
     fn http_context(shared: Rc<Shared>, id: u32) -> Box<dyn HttpContext> {

@@ -4,6 +4,7 @@
 
 use crate::flow::Host;
 use crate::shared::{Gauges, Metric};
+use crate::verdict::{Failure, Overload};
 use common::host::{self, Gauge, HostHeaders};
 use proxy_wasm::types::{BufferType, Status, StreamType};
 use std::fmt;
@@ -40,12 +41,14 @@ impl Host for Envoy {
         cluster: &str,
         headers: Vec<(&str, &str)>,
         timeout_ms: u64,
-    ) -> Result<(), &'static str> {
+    ) -> Result<u32, Failure> {
         // The SDK's call is the only one that registers the callout, so that the
         // answer reaches this stream. Envoy answers an unknown cluster or missing
-        // pseudo-headers with BadArgument and a failed send with InternalFailure,
-        // both returned as errors; the statuses the SDK panics on are not among
-        // what Envoy's http_call returns.
+        // pseudo-headers with BadArgument, and a call that fails as it is made
+        // with InternalFailure: in Envoy 1.40 that is a circuit breaker that
+        // overflows (max_requests, max_pending_requests) or a cluster without a
+        // healthy host. The statuses the SDK panics on are not among what Envoy's
+        // http_call returns.
         proxy_wasm::hostcalls::dispatch_http_call(
             cluster,
             headers,
@@ -53,11 +56,12 @@ impl Host for Envoy {
             Vec::new(),
             Duration::from_millis(timeout_ms),
         )
-        .map(|_token| ())
         .map_err(|status| match status {
-            Status::BadArgument => "unknown cluster or invalid call headers (BadArgument)",
-            Status::InternalFailure => "the host could not start the call (InternalFailure)",
-            _ => "unexpected host status",
+            Status::BadArgument => {
+                Failure::Dispatch("unknown cluster or invalid call headers (BadArgument)")
+            }
+            Status::InternalFailure => Failure::Overloaded(Overload::Refused),
+            _ => Failure::Dispatch("unexpected host status"),
         })
     }
 
@@ -121,7 +125,7 @@ pub fn call_response_body(size: usize) -> Vec<u8> {
 }
 
 /// The plugin's gauges in Envoy's stats, `wasmcustom.dispatch-auth.<metric>`.
-pub struct EnvoyGauges([Gauge; 2]);
+pub struct EnvoyGauges([Gauge; 3]);
 
 impl EnvoyGauges {
     /// Defines (or finds again: Envoy keys stats by name) every gauge.

@@ -1,6 +1,7 @@
 //! What an auth-service answer means: allow (2xx) with the headers to copy onto
 //! the request, deny (any other status below 500) as the service sent it, or an
-//! error (no answer, 5xx, nothing parseable) that `failure_mode_allow` decides.
+//! error (no answer, 5xx, nothing parseable) that `failure_mode_allow` decides,
+//! unless it is overload, which is never let through.
 
 use crate::cache::{heap, Weight};
 use crate::config::Config;
@@ -61,6 +62,24 @@ impl Weight for Rc<Verdict> {
     }
 }
 
+/// Why the auth cluster could not take a call. The plugin never lets a request
+/// through for these, whatever `failure_mode_allow` says: an attacker can cause
+/// overload at will (clients that leave keep their calls running), and a
+/// failure mode an attacker can trigger is a way past the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overload {
+    /// The plugin's own cap: this many calls were already out.
+    Cap(usize),
+    /// Envoy would not start the call (`InternalFailure`). Envoy 1.40 answers so
+    /// when the cluster's circuit breaker (`max_requests`,
+    /// `max_pending_requests`) overflows as the call is made, and also when the
+    /// cluster has no healthy host: the plugin cannot tell the two apart.
+    Refused,
+    /// Envoy answered the call itself with `503` and `x-envoy-overloaded: true`:
+    /// a circuit breaker overflowed after the call was queued.
+    Envoy,
+}
+
 /// Why a call produced no decision. Its text goes to the warn log, so it never
 /// carries request data, only what Envoy or the status says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +93,14 @@ pub enum Failure {
     /// A status that is an error: 5xx (with Envoy's own reason when it wrote the
     /// reply itself, e.g. `upstream request timeout`), or outside 200..=599.
     Status(u32, Option<String>),
+    /// The auth cluster is overloaded; never let through.
+    Overloaded(Overload),
+}
+
+impl Failure {
+    pub fn is_overload(&self) -> bool {
+        matches!(self, Failure::Overloaded(_))
+    }
 }
 
 impl fmt::Display for Failure {
@@ -86,6 +113,16 @@ impl fmt::Display for Failure {
             Failure::BadStatus => f.write_str("the response has no valid :status"),
             Failure::Status(status, Some(reason)) => write!(f, "status {status}: {reason}"),
             Failure::Status(status, None) => write!(f, "the auth service answered {status}"),
+            Failure::Overloaded(Overload::Cap(n)) => {
+                write!(f, "not sent: {n} calls are out, the max_pending_calls cap")
+            }
+            Failure::Overloaded(Overload::Refused) => f.write_str(
+                "Envoy refused to start the call (InternalFailure): the cluster's circuit \
+                 breaker overflowed or it has no healthy host",
+            ),
+            Failure::Overloaded(Overload::Envoy) => f.write_str(
+                "Envoy's circuit breaker for the cluster overflowed (503, x-envoy-overloaded)",
+            ),
         }
     }
 }
@@ -127,9 +164,22 @@ fn pick<'a>(headers: &[(&'a [u8], &'a [u8])], names: &[String]) -> Vec<(String, 
         .collect()
 }
 
-/// Reads an auth-service response. No headers at all means the call failed
-/// without one (the host reports a reset that way).
-pub fn classify(config: &Config, headers: &[(&[u8], &[u8])], body: &[u8]) -> Outcome {
+/// Envoy marks the replies it makes when a circuit breaker or its overload
+/// manager refuses a request with this header.
+fn overloaded(headers: &[(&[u8], &[u8])]) -> bool {
+    headers
+        .iter()
+        .any(|(n, v)| *n == b"x-envoy-overloaded" && v.eq_ignore_ascii_case(b"true"))
+}
+
+/// Reads an auth-service response; `body` is read only when the answer uses it
+/// (a denial, or an error whose reason Envoy wrote). No headers at all means the
+/// call failed without one (the host reports a reset that way).
+pub fn classify(
+    config: &Config,
+    headers: &[(&[u8], &[u8])],
+    body: impl FnOnce() -> Vec<u8>,
+) -> Outcome {
     if headers.is_empty() {
         return Outcome::Failed(Failure::NoResponse);
     }
@@ -152,10 +202,11 @@ pub fn classify(config: &Config, headers: &[(&[u8], &[u8])], body: &[u8]) -> Out
             body: if must_not_have_body(status) {
                 Vec::new()
             } else {
-                body.to_vec()
+                body()
             },
         }),
-        500..=599 => Outcome::Failed(Failure::Status(status, envoy_reason(body))),
+        500..=599 if overloaded(headers) => Outcome::Failed(Failure::Overloaded(Overload::Envoy)),
+        500..=599 => Outcome::Failed(Failure::Status(status, envoy_reason(&body()))),
         _ => Outcome::Failed(Failure::Status(status, None)),
     }
 }
@@ -243,9 +294,37 @@ mod tests {
                 deny(304, &[("www-authenticate", "Bearer")], ""),
             ),
             ("a 305 keeps it", h(&[(":status", "305")]), "use proxy", deny(305, &[], "use proxy")),
+            (
+                "Envoy's overflow reply is overload",
+                h(&[(":status", "503"), ("x-envoy-overloaded", "true"), ("content-type", "text/plain")]),
+                "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                Outcome::Failed(Failure::Overloaded(Overload::Envoy)),
+            ),
+            (
+                "any 5xx so marked is overload",
+                h(&[(":status", "500"), ("x-envoy-overloaded", "TRUE")]),
+                "",
+                Outcome::Failed(Failure::Overloaded(Overload::Envoy)),
+            ),
+            (
+                "a 503 without the mark is a plain error",
+                h(&[(":status", "503"), ("x-envoy-overloaded", "false")]),
+                "",
+                failed(503, None),
+            ),
+            (
+                "a denial with the mark is still a denial",
+                h(&[(":status", "403"), ("x-envoy-overloaded", "true")]),
+                "no",
+                deny(403, &[], "no"),
+            ),
         ];
         for (name, headers, body, expected) in cases {
-            assert_eq!(classify(&c, &headers, body.as_bytes()), expected, "{name}");
+            assert_eq!(
+                classify(&c, &headers, || body.as_bytes().to_vec()),
+                expected,
+                "{name}"
+            );
         }
     }
 
@@ -262,6 +341,18 @@ mod tests {
                 "status 504: upstream request timeout",
             ),
             (Failure::BadStatus, "the response has no valid :status"),
+            (
+                Failure::Overloaded(Overload::Cap(8)),
+                "not sent: 8 calls are out, the max_pending_calls cap",
+            ),
+            (
+                Failure::Overloaded(Overload::Envoy),
+                "Envoy's circuit breaker for the cluster overflowed (503, x-envoy-overloaded)",
+            ),
+            (
+                Failure::Overloaded(Overload::Refused),
+                "Envoy refused to start the call (InternalFailure): the cluster's circuit breaker overflowed or it has no healthy host",
+            ),
         ];
         for (failure, text) in cases {
             assert_eq!(failure.to_string(), text);
@@ -314,5 +405,20 @@ mod tests {
         assert_eq!(deny.weight(), expected);
         let allow = Rc::new(Verdict::Allow { headers: vec![] });
         assert_eq!(allow.weight(), rc_box, "an empty list allocates nothing");
+    }
+
+    #[test]
+    fn the_body_is_read_only_when_used() {
+        let c = config();
+        let never = || -> Vec<u8> { panic!("body read") };
+        for status in ["200", "204", "304"] {
+            let _ = classify(&c, &h(&[(":status", status)]), never);
+        }
+        let _ = classify(
+            &c,
+            &h(&[(":status", "503"), ("x-envoy-overloaded", "true")]),
+            never,
+        );
+        let _ = classify(&c, &[], never);
     }
 }

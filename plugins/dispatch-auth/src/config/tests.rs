@@ -21,6 +21,7 @@ fn defaults() {
     );
     assert!(!c.failure_mode_allow);
     assert_eq!(c.status_on_error, 403);
+    assert_eq!(c.max_pending_calls, 100);
     assert_eq!(
         c.cache,
         Cache {
@@ -44,7 +45,7 @@ fn every_field_is_read() {
           "headers_to_add": {"X-Auth-Source": "gateway"},
           "allowed_upstream_headers": ["X-User-Id"],
           "allowed_client_headers": ["www-authenticate"],
-          "failure_mode_allow": true, "status_on_error": 503,
+          "failure_mode_allow": true, "status_on_error": 503, "max_pending_calls": 8,
           "cache": {"ttl_ms": 5000, "max_entries": 7, "max_bytes": 65536,
                     "key_headers": ["Authorization"]}
         }"#,
@@ -66,6 +67,7 @@ fn every_field_is_read() {
     assert_eq!(c.cache.ttl_ms, 5000);
     assert_eq!(c.cache.max_entries, 7);
     assert_eq!(c.cache.max_bytes, 65536);
+    assert_eq!(c.max_pending_calls, 8);
     assert_eq!(c.cache.key_headers, ["authorization"]);
     let fixed = Config::parse(br#"{"cluster": "a", "path": "/verify?x=1"}"#).unwrap();
     assert_eq!(fixed.path, CallPath::Fixed("/verify?x=1".into()));
@@ -195,6 +197,10 @@ fn bad_configurations_name_the_field() {
             "cache.ttl: unknown field (known fields: key_headers, max_bytes, max_entries, ttl_ms)",
         ),
         (
+            r#"{"cluster": "a", "timeout": 1}"#,
+            "timeout: unknown field (known fields: allowed_client_headers, allowed_headers, allowed_upstream_headers, authority, cache, cluster, failure_mode_allow, headers_to_add, max_pending_calls, method, path, path_prefix, status_on_error, timeout_ms)",
+        ),
+        (
             r#"{"cluster": "a", "cache": {"max_bytes": 65535}}"#,
             "cache.max_bytes: must be 65536..=268435456 (64 KiB to 256 MiB: a wasm VM stops at 1 GiB, shared by every plugin instance in it), got 65535",
         ),
@@ -211,8 +217,12 @@ fn bad_configurations_name_the_field() {
             "cache.max_bytes: expected a whole number, got a string",
         ),
         (
-            r#"{"cluster": "a", "timeout": 1}"#,
-            "timeout: unknown field (known fields: allowed_client_headers, allowed_headers, allowed_upstream_headers, authority, cache, cluster, failure_mode_allow, headers_to_add, method, path, path_prefix, status_on_error, timeout_ms)",
+            r#"{"cluster": "a", "max_pending_calls": 0}"#,
+            "max_pending_calls: must be 1..=10000, got 0",
+        ),
+        (
+            r#"{"cluster": "a", "max_pending_calls": 10001}"#,
+            "max_pending_calls: must be 1..=10000, got 10001",
         ),
         (
             r#"{"cluster": "a", "allowed_upstream_headers": ["x_auth_failure_mode_allowed"]}"#,

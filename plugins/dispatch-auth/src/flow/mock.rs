@@ -4,6 +4,7 @@
 
 use super::Host;
 use crate::shared::{Gauges, Metric};
+use crate::verdict::Failure;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -22,11 +23,12 @@ pub enum Effect {
 
 pub struct Mock {
     pub now: u64,
-    /// Refuse the call, saying this.
-    pub refuse: Option<&'static str>,
+    /// Refuse the call with this failure.
+    pub refuse: Option<Failure>,
     /// Refuse every request-header change, as a host without the map would.
     pub refuse_edits: bool,
     pub effects: Vec<Effect>,
+    next_token: u32,
 }
 
 fn s(b: &[u8]) -> String {
@@ -42,9 +44,9 @@ impl Host for Mock {
         cluster: &str,
         headers: Vec<(&str, &str)>,
         timeout_ms: u64,
-    ) -> Result<(), &'static str> {
-        if let Some(why) = self.refuse {
-            return Err(why);
+    ) -> Result<u32, Failure> {
+        if let Some(failure) = &self.refuse {
+            return Err(failure.clone());
         }
         let headers = headers
             .iter()
@@ -52,7 +54,8 @@ impl Host for Mock {
             .collect();
         self.effects
             .push(Effect::Dispatch(cluster.into(), headers, timeout_ms));
-        Ok(())
+        self.next_token += 1;
+        Ok(self.next_token)
     }
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool {
         self.effects.push(Effect::Set(name.into(), value.map(s)));
@@ -91,6 +94,7 @@ impl Mock {
             refuse: None,
             refuse_edits: false,
             effects: Vec::new(),
+            next_token: 0,
         }
     }
     /// Effects other than debug logs, drained.

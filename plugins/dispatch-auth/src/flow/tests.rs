@@ -1,22 +1,23 @@
 //! The flow over a recording host: the call, every answer, failures both ways of
 //! failure_mode_allow, refused header edits, the cache, and forged headers.
+//! The cap on calls out and overload are in `overload_tests`.
 
-use super::mock::{Effect, Mock, Recorder};
+use super::mock::{Effect, Mock};
 use super::*;
-use crate::shared::Metric;
+use crate::config::Config;
 
-const CONFIG: &str = r#"{
+pub const CONFIG: &str = r#"{
     "cluster": "outbound|8000||auth.ns.svc.cluster.local", "path_prefix": "/check",
     "timeout_ms": 300, "allowed_headers": ["authorization"],
     "allowed_upstream_headers": ["x-user-id"], "allowed_client_headers": ["www-authenticate"]
 }"#;
 
 /// `CONFIG` with `extra` fields added.
-fn with(extra: &str) -> String {
+pub fn with(extra: &str) -> String {
     CONFIG.replace("\"timeout_ms\"", &format!("{extra}, \"timeout_ms\""))
 }
 
-fn shared(json: &str) -> Shared {
+pub fn shared(json: &str) -> Shared {
     Shared::standalone(Config::parse(json.as_bytes()).unwrap())
 }
 
@@ -43,11 +44,11 @@ fn start_with(shared: &Shared, host: &mut Mock, req: &[(Vec<u8>, Vec<u8>)]) -> (
     (stream, action)
 }
 
-fn start(shared: &Shared, host: &mut Mock, token: &str) -> (Stream, Action) {
+pub fn start(shared: &Shared, host: &mut Mock, token: &str) -> (Stream, Action) {
     start_with(shared, host, &request(token, &[]))
 }
 
-fn answer(
+pub fn answer(
     stream: &mut Stream,
     shared: &Shared,
     host: &mut Mock,
@@ -65,7 +66,7 @@ fn set(name: &str, value: Option<&str>) -> Effect {
     Effect::Set(name.into(), value.map(str::to_string))
 }
 
-fn error(status: u32, details: &str) -> Effect {
+pub fn error(status: u32, details: &str) -> Effect {
     Effect::Respond(status, details.into(), vec![], ERROR_BODY.into())
 }
 
@@ -228,7 +229,7 @@ fn a_refused_dispatch_fails_at_once() {
             "\"failure_mode_allow\": {allow}, \"status_on_error\": {status_on_error}"
         )));
         let mut host = Mock::new();
-        host.refuse = Some("unknown cluster");
+        host.refuse = Some(Failure::Dispatch("unknown cluster"));
         let (stream, action) = start(&sh, &mut host, "Bearer a");
         assert!(!stream.waiting());
         let effects = host.take();
@@ -319,7 +320,7 @@ fn a_refused_header_edit_fails_closed() {
     // A failure let through by failure_mode_allow.
     let sh = shared(&with("\"failure_mode_allow\": true"));
     let mut host = Mock::new();
-    host.refuse = Some("unknown cluster");
+    host.refuse = Some(Failure::Dispatch("unknown cluster"));
     host.refuse_edits = true;
     let (_, action) = start(&sh, &mut host, "Bearer a");
     assert_eq!(action, Action::Pause);
@@ -377,7 +378,7 @@ fn forged_headers_go_on_every_path_that_forwards() {
     // A failure let through.
     let sh = shared(&with("\"failure_mode_allow\": true"));
     let mut host = Mock::new();
-    host.refuse = Some("unknown cluster");
+    host.refuse = Some(Failure::Dispatch("unknown cluster"));
     let (_, action) = start_with(&sh, &mut host, &req);
     assert_eq!(action, Action::Continue);
     let effects = host.take();
@@ -511,36 +512,4 @@ fn the_body_is_read_only_for_denials() {
     let (mut stream, _) = start(&sh, &mut host, "Bearer a");
     let headers: Vec<(&[u8], &[u8])> = vec![(b":status", b"200")];
     stream.on_call_response(&sh, &mut host, headers, || panic!("body read for an allow"));
-}
-
-#[test]
-fn gauges_follow_the_cache() {
-    let recorder = Recorder::default();
-    let config = Config::parse(with("\"cache\": {\"ttl_ms\": 1000}").as_bytes()).unwrap();
-    let sh = Shared::new(config, Box::new(recorder.clone()));
-    let mut host = Mock::new();
-    let (mut a, _) = start(&sh, &mut host, "Bearer a");
-    answer(
-        &mut a,
-        &sh,
-        &mut host,
-        &[(":status", "401")],
-        &"x".repeat(100),
-    );
-    assert_eq!(recorder.get(Metric::CacheEntries), 1);
-    let bytes = recorder.get(Metric::CacheBytes);
-    assert_eq!(bytes, sh.cache_bytes() as i64);
-    assert!(bytes > 100, "{bytes}");
-    // The cached entry expires when read after its TTL.
-    host.now += 1000;
-    let (_a2, _) = start(&sh, &mut host, "Bearer a");
-    assert_eq!(recorder.get(Metric::CacheEntries), 0);
-    assert_eq!(recorder.get(Metric::CacheBytes), 0);
-    // A new configuration drops the instance and its cache with it.
-    let (mut d, _) = start(&sh, &mut host, "Bearer d");
-    answer(&mut d, &sh, &mut host, &[(":status", "200")], "");
-    assert_eq!(recorder.get(Metric::CacheEntries), 1);
-    drop(sh);
-    assert_eq!(recorder.get(Metric::CacheEntries), 0);
-    assert_eq!(recorder.get(Metric::CacheBytes), 0);
 }
