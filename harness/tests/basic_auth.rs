@@ -777,7 +777,9 @@ fn hostile_paths_cannot_walk_around_the_rules() {
         {"suffix": ".json", "request_methods": ["GET"], "credentials": ["ok:test"]},
         {"prefix": "/purge", "request_methods": ["DELETE"], "credentials": ["ok:test"]}
     ]});
-    let challenged: &[(&str, &str, &[(&str, &str)])] = &[
+    /// (method, path, extra request headers)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let challenged: &[Case] = &[
         ("GET", "/admin", &[]),
         ("GET", "//admin", &[]),
         ("GET", "/public/../admin", &[]),
