@@ -93,7 +93,7 @@ pub fn is_spelling_of(name: &[u8], canonical: &str) -> bool {
 /// followed by a NUL. Reading it in place costs one buffer per request instead of
 /// two allocations per header, and a malformed buffer ends the iteration instead of
 /// panicking.
-pub(crate) fn pairs(buf: &[u8]) -> Pairs<'_> {
+pub fn pairs(buf: &[u8]) -> Pairs<'_> {
     let count = read_u32(buf, 0).unwrap_or(0) as usize;
     Pairs {
         buf,
@@ -139,7 +139,7 @@ impl<'a> Iterator for Pairs<'a> {
 }
 
 /// Serializes pairs the way the host takes them; the inverse of [`pairs`].
-pub(crate) fn serialize(map: &[(&str, &[u8])]) -> Vec<u8> {
+pub fn serialize(map: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(map.len() as u32).to_le_bytes());
     for (name, value) in map {
