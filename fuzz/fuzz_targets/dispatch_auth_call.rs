@@ -1,0 +1,4 @@
+//! `cargo xtask fuzz dispatch_auth_call`: see `fuzz::dispatch_auth`.
+#![cfg_attr(fuzzing, no_main)]
+
+fuzz::main!(fuzz::dispatch_auth::call);
