@@ -3,6 +3,7 @@
 mod bench;
 mod build;
 mod envoy;
+mod fuzz;
 mod gateway;
 mod manifests;
 mod plugins;
@@ -45,6 +46,11 @@ commands:
                requests mixed in; Envoy's RSS and each plugin VM's wasm memory
                every 100k requests, their growth and a flat/growing verdict, also
                written to target/bench/soak.txt (--plugins a,b or none: a sub-stack)
+  fuzz [TARGET...] [--runs N | --seconds S]
+               build the fuzz targets (fuzz/) with libFuzzer and run each (all
+               by default) for N executions (default 1000000) or S seconds;
+               corpus in target/fuzz/corpus/<target>, a crash's input in
+               target/fuzz/artifacts/<target>/
 ";
 
 fn main() -> ExitCode {
@@ -62,6 +68,7 @@ fn main() -> ExitCode {
         Some("run") => run::run_command(&args[1..]),
         Some("test") => test::run_command(&args[1..]),
         Some("bench") => bench::run_command(&args[1..]),
+        Some("fuzz") => fuzz::run_command(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
