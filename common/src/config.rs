@@ -158,12 +158,23 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// `path.key`, the key as written except for control characters, which are
+/// escaped: errors are logged as one line, and a key holding a newline would
+/// otherwise forge the line after it.
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+    let mut out = String::with_capacity(path.len() + key.len() + 1);
+    out.push_str(path);
+    if !path.is_empty() {
+        out.push('.');
     }
+    for c in key.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One JSON value and the path that leads to it.
@@ -477,6 +488,25 @@ mod tests {
             err.to_string(),
             "hedaer: unknown field (known fields: header, path)"
         );
+    }
+
+    #[test]
+    fn keys_in_paths_have_their_control_characters_escaped() {
+        let doc = json!({"a\nb": 1, "m": {"x\u{85}": 1}});
+        let mut top = Fields::root(&doc).unwrap();
+        let err = top.get("m").unwrap().str_map(8).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "m.x\\u{85}: expected a string, got a number"
+        );
+        let err = top.finish().unwrap_err();
+        assert_eq!(err.to_string(), "a\\nb: unknown field (known fields: m)");
+        let err = parse_json(br#"{"k\r": 1, "k\r": 2}"#).unwrap_err();
+        assert_eq!(err.path, "k\\r");
+        // Other characters, quotes and backslashes included, are shown as they are.
+        let doc = json!({"é\"\\": 1});
+        let err = Fields::root(&doc).unwrap().finish().unwrap_err();
+        assert!(err.to_string().starts_with("é\"\\: unknown field"), "{err}");
     }
 
     #[test]
