@@ -189,7 +189,9 @@ impl PathRule {
                 "must not contain '?' or '#': paths are matched without query string and fragment",
             ));
         }
-        if text.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        // Any control character, C1 (U+0080..=U+009F) included: the error below
+        // quotes the path, and is logged as one line.
+        if text.chars().any(|c| c.is_control() || c == ' ') {
             return Err(node.error("must not contain spaces or control characters"));
         }
         if text.contains(';') {
@@ -396,6 +398,7 @@ mod tests {
             ("prefix", "admin", "prefix: must start with '/'"),
             ("exact", "/a?b", "exact: must not contain '?' or '#': paths are matched without query string and fragment"),
             ("exact", "/a b", "exact: must not contain spaces or control characters"),
+            ("prefix", "/a/\u{85}/../b", "prefix: must not contain spaces or control characters"),
             ("exact", "/a;b", "exact: must not contain ';': paths are matched without ;parameters"),
             ("prefix", "//admin", "prefix: is not a normalized path (requests are matched after resolving '//', '.', '..' and unreserved escapes): write '/admin'"),
             ("prefix", "/a/../b", "prefix: is not a normalized path (requests are matched after resolving '//', '.', '..' and unreserved escapes): write '/b'"),
