@@ -36,7 +36,8 @@ pub fn check_name(node: &Node<'_>, name: &str) -> Result<String, ConfigError> {
     }
     if name.starts_with(':') {
         return Err(node.error(format!(
-            "'{name}' is a pseudo-header and cannot be used here"
+            "'{}' is a pseudo-header and cannot be used here",
+            name.escape_debug()
         )));
     }
     if !is_token(name) {
@@ -182,6 +183,12 @@ mod tests {
         assert_eq!(err.to_string(), "header: header name must not be empty");
         let err = check_name(&node, ":path").unwrap_err();
         assert!(err.to_string().contains("pseudo-header"), "{err}");
+        // Quoted escaped, like every name: the error is logged as one line.
+        let err = check_name(&node, ":a\r\nb").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "header: ':a\\r\\nb' is a pseudo-header and cannot be used here"
+        );
         let err = check_name(&node, "bad name").unwrap_err();
         assert!(err.to_string().contains("not a valid header name"), "{err}");
         for bad in ["a\rb", "a\nb", "a\0b"] {
