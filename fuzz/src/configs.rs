@@ -115,9 +115,10 @@ pub fn basic_auth(data: &[u8]) {
     }
 }
 
-/// Puts [`MARKER`] at the start, middle and end of every password in the document,
-/// in the `user:password` form and in the base64 form, and parses each variant:
-/// an error may name the credential's index, never what it holds.
+/// Puts [`MARKER`] at the start, middle and end of every password in the document
+/// (of the whole string where it is no `user:password`), in the plain and the
+/// base64 form, and parses each variant: an error may name the credential's
+/// index, never what it holds.
 fn passwords_stay_secret(doc: &Value) {
     let Some(rules) = doc.get("basic_auth_rules").and_then(Value::as_array) else {
         return;
@@ -146,10 +147,14 @@ fn passwords_stay_secret(doc: &Value) {
                     continue;
                 };
                 for credential in credentials {
-                    let Some((user, password)) = credential.as_str().and_then(user_password) else {
+                    let Some(old) = credential.as_str() else {
                         continue;
                     };
-                    let plain = format!("{user}:{}", at.insert(&password));
+                    // A string that is no credential may still be a pasted password.
+                    let plain = match user_password(old) {
+                        Some((user, password)) => format!("{user}:{}", at.insert(&password)),
+                        None => at.insert(old),
+                    };
                     let text = if base64_form {
                         B64.encode(&plain)
                     } else {
