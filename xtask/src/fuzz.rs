@@ -20,7 +20,7 @@ const DEFAULT_RUNS: u64 = 1_000_000;
 
 /// Seconds per target in `cargo xtask test`: long enough to fuzz past the seeds,
 /// short enough that the whole smoke phase, build included, stays near 90 s.
-pub const SMOKE_SECONDS: u64 = 4;
+pub const SMOKE_SECONDS: u64 = 3;
 
 /// How long each target runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

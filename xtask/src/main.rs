@@ -34,9 +34,10 @@ commands:
                filters in the running Envoy when plugins/, common/ or the
                gateway file change (--port 0 picks a free port)
   test [-- ARGS]
-               native unit tests, clippy on the plugins and common, then the
-               end-to-end tests in a real Envoy (ARGS go to that cargo test:
-               a test name filter, --nocapture)
+               native unit tests, clippy on the plugins and common, a few
+               seconds of fuzzing per fuzz target, then the end-to-end tests in
+               a real Envoy (ARGS go to that cargo test: a test name filter,
+               --nocapture)
   bench [--requests N]
                per-request Envoy CPU cost of each plugin beside its native twin,
                N requests per case and round (default 10000)

@@ -1,10 +1,10 @@
-//! `cargo xtask test`: native unit tests, then the plugins (and the test-only
-//! modules of `harness/modules/`) built to wasm and the end-to-end tests run
-//! against them in a real Envoy, over HTTP/1.1 and then, for the plugins' tests,
-//! over HTTP/2 (h2c).
+//! `cargo xtask test`: native unit tests, clippy, a short fuzz of every parser,
+//! then the plugins (and the test-only modules of `harness/modules/`) built to
+//! wasm and the end-to-end tests run against them in a real Envoy, over HTTP/1.1
+//! and then, for the plugins' tests, over HTTP/2 (h2c).
 
 use crate::util::{output, root, run, Result};
-use crate::{build, envoy};
+use crate::{build, envoy, fuzz};
 use harness::envoy::test_modules_dir;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -50,6 +50,14 @@ pub fn run_command(args: &[String]) -> Result<()> {
              no-panic lints are NOT checked"
         );
     }
+
+    // A panic on a request path kills the VM; a few seconds of fuzzing per parser
+    // catch the shallow ones on every run (`cargo xtask fuzz` goes deeper).
+    phases.start(
+        "fuzz smoke",
+        &format!("fuzz smoke ({} s per target)", fuzz::SMOKE_SECONDS),
+    );
+    fuzz::smoke()?;
 
     phases.start("wasm build", "building plugins and test modules");
     let built = build::build_sets(&[
