@@ -160,12 +160,16 @@ fn kind(value: &Value) -> &'static str {
 
 /// `path.key`, the key as written except for control characters, which are
 /// escaped: errors are logged as one line, and a key holding a newline would
-/// otherwise forge the line after it.
+/// otherwise forge the line after it. The empty key is written `""`, so an error
+/// about it still names a field.
 fn join(path: &str, key: &str) -> String {
-    let mut out = String::with_capacity(path.len() + key.len() + 1);
+    let mut out = String::with_capacity(path.len() + key.len() + 3);
     out.push_str(path);
     if !path.is_empty() {
         out.push('.');
+    }
+    if key.is_empty() {
+        out.push_str("\"\"");
     }
     for c in key.chars() {
         if c.is_control() {
@@ -507,6 +511,22 @@ mod tests {
         let doc = json!({"é\"\\": 1});
         let err = Fields::root(&doc).unwrap().finish().unwrap_err();
         assert!(err.to_string().starts_with("é\"\\: unknown field"), "{err}");
+    }
+
+    #[test]
+    fn the_empty_key_is_named() {
+        let err = parse_json(br#"{"": 1, "": 2}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"\": appears twice in one object (each key may be given once)"
+        );
+        let err = parse_json(br#"{"a": {"": 1, "": 2}}"#).unwrap_err();
+        assert_eq!(err.path, "a.\"\"");
+        let doc = json!({"": 1});
+        let mut top = Fields::root(&doc).unwrap();
+        assert!(top.get("a").is_none());
+        let err = top.finish().unwrap_err();
+        assert_eq!(err.to_string(), "\"\": unknown field (known fields: a)");
     }
 
     #[test]
