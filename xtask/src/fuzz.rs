@@ -2,10 +2,11 @@
 //! instrumentation, then runs each for a number of executions or seconds on its
 //! own corpus, seeded from `fuzz/seeds/<target>`, and reports what it covered.
 //!
-//! cargo-fuzz is not needed: the coverage flags it passes are stable rustc flags
-//! (only its sanitizers need nightly, and the targets are safe Rust), and
-//! `cargo install cargo-fuzz` would compile a few hundred crates on every fresh
-//! CI machine before the first target ran.
+//! cargo-fuzz is not needed: on stable it can only build with `-s none` (its
+//! sanitizers need nightly, and the targets are safe Rust), which passes these
+//! same coverage flags; `cargo install cargo-fuzz` would compile 56 crates (25 s
+//! on two cores) on every fresh CI machine first, and its build would use the
+//! wasm-tuned release profile unless told otherwise.
 
 use crate::util::{apt_install, can_apt_install, output, root, run, which, Args, Result};
 use harness::envoy::target_dir;
