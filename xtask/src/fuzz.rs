@@ -203,7 +203,7 @@ impl std::fmt::Display for Report {
         };
         write!(
             f,
-            "{:<28} {:>10} execs {:>7.1} s {:>8.0} exec/s   cov {:>5}  ft {:>6}  corpus {:>5} (+{})  crashes 0",
+            "{:<28} {:>10} execs {:>7.1} s {:>8.0} exec/s   cov {:>5}  ft {:>6}  corpus {:>5}  new units {:>5}  crashes 0",
             self.name, self.executions, secs, rate, self.cov, self.ft, self.corpus, self.new_units
         )
     }
