@@ -481,6 +481,11 @@ fn a_header_value_that_is_not_utf8_is_a_bad_request() {
 fn invalid_configurations_are_refused_at_load_with_the_field_named() {
     let cases = [
         (json!({}), "cluster: is required"),
+        // Found by the fuzzer: the call's :authority derives from the cluster.
+        (
+            json!({"cluster": "outbound|8000||auth\r\nx: y"}),
+            "cluster: must not contain spaces or control characters",
+        ),
         (
             json!({"cluster": "a", "path": "/a", "path_prefix": "/b"}),
             "path: cannot be combined with path_prefix",

@@ -202,7 +202,13 @@ impl Config {
 
     pub fn from_value(doc: &Value) -> Result<Self, ConfigError> {
         let mut fields = Fields::root(doc)?;
-        let cluster = fields.require("cluster")?.non_empty_str()?.to_string();
+        let cluster_node = fields.require("cluster")?;
+        let cluster = cluster_node.non_empty_str()?.to_string();
+        // The call's :authority derives from it: a CR or LF there would end up in
+        // a header of the call.
+        if cluster.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(cluster_node.error("must not contain spaces or control characters"));
+        }
         let authority = match fields.get("authority") {
             Some(node) => check_value(&node, node.non_empty_str()?)?.to_string(),
             None => default_authority(&cluster).to_string(),

@@ -103,6 +103,9 @@ fn bad_configurations_name_the_field() {
         ("{}", "cluster: is required"),
         (r#"{"cluster": ""}"#, "cluster: must not be empty"),
         (r#"{"cluster": 1}"#, "cluster: expected a string, got a number"),
+        (r#"{"cluster": "a\r\n"}"#, "cluster: must not contain spaces or control characters"),
+        (r#"{"cluster": "outbound|8000||auth\r\nx: y"}"#, "cluster: must not contain spaces or control characters"),
+        (r#"{"cluster": "auth svc"}"#, "cluster: must not contain spaces or control characters"),
         (
             r#"{"cluster": "a", "path": "/a", "path_prefix": "/b"}"#,
             "path: cannot be combined with path_prefix: set one of them",
