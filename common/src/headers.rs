@@ -139,6 +139,32 @@ impl<'a> Iterator for Pairs<'a> {
     }
 }
 
+/// A header map in the host's serialized form, read in place: one buffer per map
+/// instead of two allocations per header, and no panic on a value that is not
+/// UTF-8 (the SDK's own reader does both).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderMap {
+    buf: Vec<u8>,
+}
+
+impl HeaderMap {
+    /// A map over a buffer in the host's serialized form (see [`pairs`]).
+    pub fn from_buf(buf: Vec<u8>) -> Self {
+        HeaderMap { buf }
+    }
+
+    pub fn pairs(&self) -> Pairs<'_> {
+        pairs(&self.buf)
+    }
+
+    /// Every value of header `name` (lowercase), in order.
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.pairs()
+            .filter(move |(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+}
+
 /// Serializes pairs the way the host takes them; the inverse of [`pairs`].
 pub fn serialize(map: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();

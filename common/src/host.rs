@@ -1,120 +1,21 @@
-//! The thin edge between plugin logic and the proxy-wasm host: a generic root
-//! context that parses config once, level-checked logging, a panic-free header map
-//! read, sending a deny response, and gauges in Envoy's stats. Only the wasm
-//! adapters call into this module.
+//! The proxy-wasm host calls, made panic-free: level-checked logging, header map
+//! reads and edits, local replies, the auth call and its answer, the clock, and
+//! gauges in Envoy's stats. Only `adapter` and the wasm adapters call into this
+//! module; plugin logic sees the host through `plugin::Host`.
 
-use crate::config::ConfigError;
 use crate::deny::DenyResponse;
-use crate::headers::{pairs, serialize, Pairs};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use crate::headers::{serialize, HeaderMap};
+use crate::plugin::DispatchError;
+use proxy_wasm::types::{BufferType, LogLevel, MapType, Status, StreamType};
 use std::fmt;
-use std::marker::PhantomData;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
-
-/// What a plugin crate tells the shared root context.
-pub trait Plugin: 'static {
-    /// The plugin's name, as it opens its log lines.
-    const NAME: &'static str;
-    /// Everything the plugin builds from its configuration, once per configure.
-    type Config: 'static;
-    /// Parses the raw `pluginConfig` bytes (empty when none was given).
-    fn configure(bytes: &[u8]) -> Result<Self::Config, ConfigError>;
-    /// A context for one HTTP stream, sharing the parsed configuration.
-    fn http_context(config: Rc<Self::Config>, context_id: u32) -> Box<dyn HttpContext>;
-}
-
-/// The root context every plugin uses: it owns the parsed configuration and hands
-/// an `Rc` of it to each stream, so nothing is parsed per request.
-pub struct Root<P: Plugin> {
-    config: Option<Rc<P::Config>>,
-    plugin: PhantomData<P>,
-}
-
-impl<P: Plugin> Root<P> {
-    pub fn new() -> Self {
-        Root {
-            config: None,
-            plugin: PhantomData,
-        }
-    }
-}
-
-impl<P: Plugin> Default for Root<P> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<P: Plugin> Context for Root<P> {}
-
-impl<P: Plugin> RootContext for Root<P> {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        refresh_log_level();
-        define_memory_gauge(P::NAME);
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match P::configure(&bytes) {
-            Ok(config) => {
-                self.config = Some(Rc::new(config));
-                log(
-                    LogLevel::Debug,
-                    format_args!("{}: configuration loaded", P::NAME),
-                );
-                true
-            }
-            Err(e) => {
-                log(
-                    LogLevel::Error,
-                    format_args!("{}: invalid configuration: {e}", P::NAME),
-                );
-                false
-            }
-        }
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        report_memory();
-        // Without a valid configuration Envoy does not create streams for us. If it
-        // ever did, the stream is refused with a local reply: returning `None` here
-        // would make the SDK panic, killing the VM for every later request.
-        Some(match self.config.clone() {
-            Some(config) => P::http_context(config, context_id),
-            None => Box::new(Unconfigured(P::NAME)),
-        })
-    }
-}
-
-/// The stream of a plugin that has no configuration: fails closed.
-struct Unconfigured(&'static str);
-
-impl Context for Unconfigured {}
-
-impl HttpContext for Unconfigured {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        warn(format_args!(
-            "{}: no configuration: request refused",
-            self.0
-        ));
-        send_response(
-            503,
-            "wasm_plugin_not_configured",
-            &[],
-            b"plugin not configured\n",
-        );
-        Action::Pause
-    }
-}
+use std::time::Duration;
 
 // The host's log level, read at configure time so that a disabled level costs one
 // comparison and no formatting. Each VM is single-threaded; Relaxed is enough.
 static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 
-fn refresh_log_level() {
+pub(crate) fn refresh_log_level() {
     let mut level: u32 = 0;
     // SAFETY: the host writes one u32 through a pointer to a live local. Read as
     // an integer: Envoy reports `off` as 6, which the SDK's `LogLevel` lacks.
@@ -124,13 +25,13 @@ fn refresh_log_level() {
 }
 
 /// True when the host would keep a message at `level`.
-fn log_enabled(level: LogLevel) -> bool {
+pub fn log_enabled(level: LogLevel) -> bool {
     level as u8 >= LEVEL.load(Ordering::Relaxed)
 }
 
 /// Logs `message` at `level`; formats nothing when the level is disabled, and
 /// allocates nothing for a message without arguments.
-fn log(level: LogLevel, message: fmt::Arguments<'_>) {
+pub fn log(level: LogLevel, message: fmt::Arguments<'_>) {
     if !log_enabled(level) {
         return;
     }
@@ -201,6 +102,15 @@ extern "C" {
         map_type: MapType,
         key_data: *const u8,
         key_size: usize,
+    ) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_continue_stream(stream_type: StreamType) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: BufferType,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
     ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
@@ -278,48 +188,85 @@ impl HostHeaders {
     }
 }
 
-/// A header map copied out of the host in one call, read in place.
-pub struct HeaderMap {
-    buf: Vec<u8>,
+/// Wall-clock time in milliseconds.
+pub fn now_ms() -> u64 {
+    let mut nanos: u64 = 0;
+    // SAFETY: the host writes one u64 through a pointer to a live local.
+    let _ = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+    nanos / 1_000_000
 }
 
-impl HeaderMap {
-    /// The request headers. Unlike the SDK's `get_http_request_headers`, this neither
-    /// allocates per header nor panics on a value that is not UTF-8.
-    pub fn request() -> Self {
-        Self::read(MapType::HttpRequestHeaders)
-    }
+/// Lets a request held at its headers continue.
+pub fn resume_request() {
+    // SAFETY: no pointers.
+    let _ = unsafe { proxy_continue_stream(StreamType::HttpRequest) };
+}
 
-    /// The headers of a `dispatch_http_call` response, inside `on_http_call_response`.
-    pub fn call_response() -> Self {
-        Self::read(MapType::HttpCallResponseHeaders)
-    }
+/// Starts an HTTP call. The SDK's call is the only one that registers the
+/// callout, so that the answer reaches the stream that made it. Envoy answers an
+/// unknown cluster or missing pseudo-headers with BadArgument, and a call that
+/// fails as it is made with InternalFailure (in Envoy 1.40: a circuit breaker that
+/// overflows, or a cluster without a healthy host); the statuses the SDK panics
+/// on are not among what Envoy's http_call returns.
+pub fn dispatch(
+    cluster: &str,
+    headers: &[(&str, &str)],
+    timeout_ms: u64,
+) -> Result<u32, DispatchError> {
+    proxy_wasm::hostcalls::dispatch_http_call(
+        cluster,
+        headers.to_vec(),
+        None,
+        Vec::new(),
+        Duration::from_millis(timeout_ms),
+    )
+    .map_err(|status| match status {
+        Status::BadArgument => DispatchError::BadArgument,
+        Status::InternalFailure => DispatchError::InternalFailure,
+        other => DispatchError::Other(other as u32),
+    })
+}
 
-    fn read(map_type: MapType) -> Self {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: on success the host hands us a buffer it allocated through the
-        // SDK's `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes),
-        // which we now own; the SDK's own `get_map` takes it over the same way.
-        let buf = unsafe {
-            match proxy_get_header_map_pairs(map_type, &mut data, &mut size) {
-                OK if !data.is_null() => Vec::from_raw_parts(data, size, size),
-                _ => Vec::new(),
-            }
-        };
-        HeaderMap { buf }
+/// The body of the call response being delivered, up to `size` bytes.
+pub fn call_response_body(size: usize) -> Vec<u8> {
+    if size == 0 {
+        return Vec::new();
     }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut len: usize = 0;
+    // SAFETY: on success the host hands over a buffer of `len` bytes allocated
+    // through the SDK's `proxy_on_memory_allocate`, which we now own (the SDK's
+    // `get_buffer` takes it over the same way).
+    unsafe {
+        match proxy_get_buffer_bytes(
+            BufferType::HttpCallResponseBody,
+            0,
+            size,
+            &mut data,
+            &mut len,
+        ) {
+            OK if !data.is_null() => Vec::from_raw_parts(data, len, len),
+            _ => Vec::new(),
+        }
+    }
+}
 
-    pub fn pairs(&self) -> Pairs<'_> {
-        pairs(&self.buf)
-    }
-
-    /// Every value of header `name` (lowercase), in order.
-    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.pairs()
-            .filter(move |(n, _)| *n == name.as_bytes())
-            .map(|(_, v)| v)
-    }
+/// Copies one of the stream's header maps out of the host in one call. Unlike the
+/// SDK's `get_http_request_headers`, this neither allocates per header nor panics
+/// on a value that is not UTF-8.
+pub fn read_map(map_type: MapType) -> HeaderMap {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: on success the host hands us a buffer it allocated through the
+    // SDK's `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes),
+    // which we now own; the SDK's own `get_map` takes it over the same way.
+    let buf = unsafe {
+        match proxy_get_header_map_pairs(map_type, &mut data, &mut size) {
+            OK if !data.is_null() => Vec::from_raw_parts(data, size, size),
+            _ => Vec::new(),
+        }
+    };
+    HeaderMap::from_buf(buf)
 }
 
 /// Answers the request with `deny` instead of forwarding it. The caller must then
@@ -403,7 +350,7 @@ const NO_GAUGE: u32 = u32::MAX;
 static MEMORY_GAUGE: AtomicU32 = AtomicU32::new(NO_GAUGE);
 static MEMORY_REPORTED: AtomicUsize = AtomicUsize::new(0);
 
-fn define_memory_gauge(plugin: &str) {
+pub(crate) fn define_memory_gauge(plugin: &str) {
     if MEMORY_GAUGE.load(Ordering::Relaxed) != NO_GAUGE {
         return;
     }
@@ -414,7 +361,7 @@ fn define_memory_gauge(plugin: &str) {
     }
 }
 
-fn report_memory() {
+pub(crate) fn report_memory() {
     let bytes = memory_bytes();
     if bytes == MEMORY_REPORTED.load(Ordering::Relaxed) {
         return;

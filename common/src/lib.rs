@@ -1,13 +1,18 @@
 //! What at least two plugins share: reading JSON config with errors that name the
-//! field, the deny response, header-name and header-value rules, and (on wasm) the
-//! thin host helpers that carry a decision out.
+//! field, the deny response, header-name and header-value rules, path rules, the
+//! plugin interface and the chain that runs instances, and (on wasm) the one
+//! adapter that carries a plugin's steps out through the host.
 
+pub mod adapter;
 pub mod config;
 pub mod deny;
 pub mod headers;
-pub mod path;
-
 pub mod host;
+pub mod path;
+pub mod plugin;
 
 pub use config::{ConfigError, Fields, Node};
 pub use deny::DenyResponse;
+pub use plugin::{CallResponse, Cx, Host, Map, Plugin, Step};
+// The wasm entry point `export_plugin!` expands to needs the SDK by this path.
+pub use proxy_wasm;

@@ -8,61 +8,41 @@ pub mod secret;
 
 use auth::{Decision, MAX_OVERRIDES, METHOD_OVERRIDES};
 use common::headers::is_spelling_of;
-use common::host::{self, HeaderMap, HostHeaders, Plugin};
 use common::path::{BAD_PATH_BODY, BAD_PATH_STATUS};
+use common::plugin::{Cx, Map, Plugin, Step};
 use config::Config;
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
-use std::rc::Rc;
+use serde_json::Value;
 
-// Only the wasm module has an entry point: xtask links every plugin natively (for
-// their config types), where one `_initialize` per plugin would clash.
-#[cfg(target_arch = "wasm32")]
-proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(common::host::Root::<BasicAuth>::new()));
-}}
+common::export_plugin!(BasicAuth);
 
 pub struct BasicAuth;
+
+/// Fails closed when the host refuses a header change: forwarding the request
+/// could let a spoofed user name through.
+fn fail(cx: &mut Cx<'_>, what: &str, name: &str) -> Step {
+    let id = cx.id;
+    cx.warn(format_args!("#{id} cannot {what} '{name}': denied"));
+    cx.host.send_response(
+        500,
+        "basic_auth_header_update_failed",
+        &[],
+        b"Internal error\n",
+    );
+    Step::Stop
+}
 
 impl Plugin for BasicAuth {
     const NAME: &'static str = "basic-auth";
     type Config = Config;
+    type Stream = ();
 
-    fn configure(bytes: &[u8]) -> Result<Config, common::ConfigError> {
-        Config::parse(bytes)
+    fn configure(doc: &Value) -> Result<Config, common::ConfigError> {
+        Config::from_value(doc)
     }
 
-    fn http_context(config: Rc<Config>, id: u32) -> Box<dyn HttpContext> {
-        Box::new(Filter { config, id })
-    }
-}
-
-struct Filter {
-    config: Rc<Config>,
-    id: u32,
-}
-
-impl Context for Filter {}
-
-impl Filter {
-    /// Fails closed when the host refuses a header change: forwarding the request
-    /// could let a spoofed user name through.
-    fn fail(&self, what: &str, name: &str) -> Action {
-        host::warn(format_args!("#{} cannot {what} '{name}': denied", self.id));
-        host::send_response(
-            500,
-            "basic_auth_header_update_failed",
-            &[],
-            b"Internal error\n",
-        );
-        Action::Pause
-    }
-}
-
-impl HttpContext for Filter {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let headers = HeaderMap::request();
-        let forward = self.config.forward_username_header.as_deref();
+    fn on_request_headers(config: &Config, _stream: &mut (), cx: &mut Cx<'_>) -> Step {
+        let headers = cx.host.request_headers();
+        let forward = config.forward_username_header.as_deref();
         let (mut method, mut path): (&[u8], &[u8]) = (b"", b"");
         // The first two Authorization values: `decide` refuses a second one, and
         // needs no more.
@@ -98,47 +78,109 @@ impl HttpContext for Filter {
         for name in spoofed {
             // A spelling of a valid token is ASCII.
             let name = std::str::from_utf8(name).unwrap_or_default();
-            if !HostHeaders::REQUEST.remove(name) {
-                return self.fail("remove", name);
+            if !cx.host.remove(Map::Request, name) {
+                return fail(cx, "remove", name);
             }
         }
         // Logs below name the decision only: never the header or any part of it.
+        let id = cx.id;
         let authorization = authorization.into_iter().flatten();
         let overrides = overrides.get(..override_count).unwrap_or_default();
-        match auth::decide(&self.config, method, overrides, path, authorization) {
+        match auth::decide(config, method, overrides, path, authorization) {
             Decision::Pass => {
-                host::debug(format_args!("#{} no rule applies", self.id));
-                Action::Continue
+                cx.debug(format_args!("#{id} no rule applies"));
+                Step::Continue
             }
             Decision::Allow(user) => {
                 if let Some(name) = forward {
-                    if !HostHeaders::REQUEST.add(name, user.as_bytes()) {
-                        return self.fail("set", name);
+                    if !cx.host.add(Map::Request, name, user.as_bytes()) {
+                        return fail(cx, "set", name);
                     }
                 }
-                host::debug(format_args!("#{} credentials accepted", self.id));
-                Action::Continue
+                cx.debug(format_args!("#{id} credentials accepted"));
+                Step::Continue
             }
             Decision::Deny(denial) => {
-                host::debug(format_args!("#{} denied: {}", self.id, denial.reason()));
+                cx.debug(format_args!("#{id} denied: {}", denial.reason()));
                 let deny = if denial.is_missing() {
-                    &self.config.missing
+                    &config.missing
                 } else {
-                    &self.config.wrong
+                    &config.wrong
                 };
-                host::send_deny(deny);
-                Action::Pause
+                cx.host.send_deny(deny);
+                Step::Stop
             }
             Decision::BadPath(why) => {
-                host::debug(format_args!("#{} refused: {}", self.id, why.reason()));
-                host::send_response(
+                cx.debug(format_args!("#{id} refused: {}", why.reason()));
+                cx.host.send_response(
                     BAD_PATH_STATUS,
                     "basic_auth_bad_path",
                     &[],
                     BAD_PATH_BODY.as_bytes(),
                 );
-                Action::Pause
+                Step::Stop
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::plugin::testing::{Effect, Mock};
+    use common::plugin::{Configured, Instance};
+    use serde_json::json;
+
+    fn run(plugin: &Configured<BasicAuth>, host: &mut Mock) -> Step {
+        let mut stream = plugin.new_stream();
+        plugin.on_request_headers(stream.as_mut(), &mut Cx::new(host, 1, ""))
+    }
+
+    #[test]
+    fn spoofed_spellings_go_and_the_user_is_added() {
+        let doc = json!({"basic_auth_rules": [{"prefix": "/a", "request_methods": ["GET"], "credentials": ["ok:test"]}],
+                         "forward_username_header": "x-user"});
+        let plugin = Configured::<BasicAuth>::new("", &doc).unwrap();
+        let mut host = Mock::with_request(&[
+            (":method", "GET"),
+            (":path", "/a"),
+            ("authorization", "Basic b2s6dGVzdA=="),
+            ("x_user", "root"),
+            ("x-user", "root"),
+            ("x_user", "admin"),
+        ]);
+        assert_eq!(run(&plugin, &mut host), Step::Continue);
+        assert_eq!(
+            host.take(),
+            [
+                Effect::Remove(Map::Request, "x_user".into()),
+                Effect::Remove(Map::Request, "x-user".into()),
+                Effect::Add(Map::Request, "x-user".into(), "ok".into()),
+            ]
+        );
+        assert_eq!(host.request_values("x-user"), ["ok"]);
+        // A host that refuses the edit fails closed.
+        let mut host =
+            Mock::with_request(&[(":method", "GET"), (":path", "/b"), ("x-user", "root")]);
+        host.refuse_edits = true;
+        assert_eq!(run(&plugin, &mut host), Step::Stop);
+        assert!(matches!(host.take().last(), Some(Effect::Respond(500, ..))));
+    }
+
+    #[test]
+    fn a_bad_path_is_a_400() {
+        let doc = json!({"basic_auth_rules": [{"prefix": "/a", "request_methods": ["GET"], "credentials": ["ok:test"]}]});
+        let plugin = Configured::<BasicAuth>::new("", &doc).unwrap();
+        let mut host = Mock::with_request(&[(":method", "GET"), (":path", "/x%2Fa")]);
+        assert_eq!(run(&plugin, &mut host), Step::Stop);
+        assert_eq!(
+            host.take(),
+            [Effect::Respond(
+                400,
+                "basic_auth_bad_path".into(),
+                vec![],
+                BAD_PATH_BODY.into()
+            )]
+        );
     }
 }

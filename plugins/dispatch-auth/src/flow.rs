@@ -42,6 +42,8 @@ pub trait Host {
     fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool;
     /// Answers the request locally; `details` names why in Envoy's access log.
     fn send_response(&mut self, status: u32, details: &str, headers: &[(&str, &[u8])], body: &[u8]);
+    /// Up to `size` bytes of the body of the call response being delivered.
+    fn call_response_body(&mut self, size: usize) -> Vec<u8>;
     /// Lets a paused request continue.
     fn resume_request(&mut self);
     fn debug(&mut self, message: fmt::Arguments<'_>);
@@ -152,13 +154,13 @@ impl Stream {
     }
 
     /// The auth service's answer: `headers` empty when the call failed without
-    /// one; `body` is read only when the answer needs it.
+    /// one; its body (`body_size` bytes) is read only when the answer needs it.
     pub fn on_call_response<'a, H: Host>(
         &mut self,
         shared: &Shared,
         host: &mut H,
         headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-        body: impl FnOnce() -> Vec<u8>,
+        body_size: usize,
     ) {
         let Phase::Waiting {
             key,
@@ -172,7 +174,7 @@ impl Stream {
         shared.finished(token, deadline);
         let config = &shared.config;
         let headers: Vec<(&[u8], &[u8])> = headers.into_iter().collect();
-        let action = match classify(config, &headers, body) {
+        let action = match classify(config, &headers, || host.call_response_body(body_size)) {
             Outcome::Decided(verdict) => {
                 let verdict = Rc::new(verdict);
                 if let Some(key) = key {

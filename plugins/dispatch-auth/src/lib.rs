@@ -1,8 +1,9 @@
 //! dispatch-auth: asks an external authorization service about each request
 //! with `dispatch_http_call`, with Envoy ext_authz semantics (allowed headers
 //! both ways, failure_mode_allow, status_on_error), a per-VM decision cache and
-//! a per-VM cap on calls out. This file is the wasm adapter; the flow is in
-//! `flow`, over the `Host` trait.
+//! a per-VM cap on calls out. This file joins the plugin interface; the flow is
+//! in `flow`, over its own small `Host` trait, which [`FlowHost`] carries onto
+//! the stream's host.
 
 pub mod cache;
 pub mod call;
@@ -13,19 +14,15 @@ pub mod proxy;
 pub mod shared;
 pub mod verdict;
 
-use common::host::{HeaderMap, Plugin};
+use common::plugin::{CallResponse, Cx, DispatchError, Map, Plugin, Step};
 use flow::{Shared, Stream};
 use pending::Registry;
-use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use std::rc::Rc;
+use serde_json::Value;
+use std::fmt;
+use verdict::{Failure, Overload};
 
-// Only the wasm module has an entry point: xtask links every plugin natively (for
-// their config types), where one `_initialize` per plugin would clash.
-#[cfg(target_arch = "wasm32")]
-proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(common::host::Root::<DispatchAuth>::new()));
-}}
+common::export_plugin!(DispatchAuth);
 
 thread_local! {
     /// This VM's calls out, per cluster, shared by every instance in it.
@@ -37,9 +34,11 @@ pub struct DispatchAuth;
 impl Plugin for DispatchAuth {
     const NAME: &'static str = "dispatch-auth";
     type Config = Shared;
+    /// Made at the request headers, with the stream's id for its log lines.
+    type Stream = Option<Stream>;
 
-    fn configure(bytes: &[u8]) -> Result<Shared, common::ConfigError> {
-        let config = config::Config::parse(bytes)?;
+    fn configure(doc: &Value) -> Result<Shared, common::ConfigError> {
+        let config = config::Config::from_value(doc)?;
         let calls = CALLS.with(|registry| registry.for_cluster(&config.cluster));
         Ok(Shared::new(
             config,
@@ -48,42 +47,115 @@ impl Plugin for DispatchAuth {
         ))
     }
 
-    fn http_context(shared: Rc<Shared>, id: u32) -> Box<dyn HttpContext> {
-        Box::new(Filter {
-            shared,
-            stream: Stream::new(id),
-        })
+    fn on_request_headers(shared: &Shared, stream: &mut Option<Stream>, cx: &mut Cx<'_>) -> Step {
+        let headers = cx.host.request_headers();
+        let stream = stream.get_or_insert_with(|| Stream::new(cx.id));
+        let mut host = FlowHost::new(cx);
+        let action = stream.on_request_headers(shared, &mut host, headers.pairs());
+        step(stream, action == Action::Continue)
     }
-}
 
-struct Filter {
-    shared: Rc<Shared>,
-    stream: Stream,
-}
-
-impl Context for Filter {
-    fn on_http_call_response(&mut self, _token: u32, headers: usize, body: usize, _: usize) {
+    fn on_call_response(
+        shared: &Shared,
+        stream: &mut Option<Stream>,
+        cx: &mut Cx<'_>,
+        call: CallResponse,
+    ) -> Step {
+        let Some(stream) = stream else {
+            return Step::Continue;
+        };
         // No headers: the call failed without a response; reading would find none.
-        let map = (headers > 0).then(HeaderMap::call_response);
-        let pairs = map.iter().flat_map(HeaderMap::pairs);
-        let body = || proxy::call_response_body(body);
-        self.stream
-            .on_call_response(&self.shared, &mut proxy::Envoy, pairs, body);
+        let map = (call.headers > 0).then(|| cx.host.call_response_headers());
+        let mut host = FlowHost::new(cx);
+        let pairs = map.iter().flat_map(|m| m.pairs());
+        stream.on_call_response(shared, &mut host, pairs, call.body_size);
+        let resumed = host.resumed;
+        step(stream, resumed)
     }
 }
 
-impl HttpContext for Filter {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let headers = HeaderMap::request();
-        self.stream
-            .on_request_headers(&self.shared, &mut proxy::Envoy, headers.pairs())
+/// What the flow's outcome means for the chain: on, waiting for the call, or
+/// answered.
+fn step(stream: &Stream, goes_on: bool) -> Step {
+    if goes_on {
+        Step::Continue
+    } else if stream.waiting() {
+        Step::Pause
+    } else {
+        Step::Stop
+    }
+}
+
+/// The flow's [`flow::Host`] over the stream's host. Resuming the request is the
+/// chain's business (later instances run first), so it is only noted here.
+pub struct FlowHost<'a, 'b> {
+    cx: &'a mut Cx<'b>,
+    resumed: bool,
+}
+
+impl<'a, 'b> FlowHost<'a, 'b> {
+    fn new(cx: &'a mut Cx<'b>) -> Self {
+        FlowHost { cx, resumed: false }
+    }
+}
+
+impl flow::Host for FlowHost<'_, '_> {
+    fn now_ms(&self) -> u64 {
+        self.cx.host.now_ms()
     }
 
-    fn on_http_request_body(&mut self, _size: usize, _end_of_stream: bool) -> Action {
-        self.stream.hold()
+    fn dispatch(
+        &mut self,
+        cluster: &str,
+        headers: Vec<(&str, &str)>,
+        timeout_ms: u64,
+    ) -> Result<u32, Failure> {
+        self.cx
+            .host
+            .dispatch(cluster, &headers, timeout_ms)
+            .map_err(|e| match e {
+                DispatchError::BadArgument => {
+                    Failure::Dispatch("unknown cluster or invalid call headers (BadArgument)")
+                }
+                DispatchError::InternalFailure => Failure::Overloaded(Overload::Refused),
+                DispatchError::Other(_) => Failure::Dispatch("unexpected host status"),
+            })
     }
 
-    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
-        self.stream.hold()
+    fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool {
+        match value {
+            Some(v) => self.cx.host.replace(Map::Request, name, v),
+            None => self.cx.host.remove(Map::Request, name),
+        }
+    }
+
+    fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool {
+        self.cx.host.add(Map::Request, name, value)
+    }
+
+    fn send_response(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) {
+        self.cx.host.send_response(status, details, headers, body);
+    }
+
+    fn call_response_body(&mut self, size: usize) -> Vec<u8> {
+        self.cx.host.call_response_body(size)
+    }
+
+    fn resume_request(&mut self) {
+        self.resumed = true;
+    }
+
+    fn debug(&mut self, message: fmt::Arguments<'_>) {
+        self.cx.debug(message);
+    }
+
+    fn warn(&mut self, message: fmt::Arguments<'_>) {
+        self.cx.warn(message);
     }
 }

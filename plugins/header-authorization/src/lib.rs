@@ -1,62 +1,77 @@
 //! header-authorization: denies a request unless a request header carries an
-//! allowed value. This file is the wasm adapter; the decision is in `authorize`.
+//! allowed value. This file joins the plugin interface; the decision is in
+//! `authorize`, the config in `config`.
 
 pub mod authorize;
 pub mod config;
 
 use authorize::Decision;
-use common::host::{self, HeaderMap, Plugin};
+use common::plugin::{Cx, Plugin, Step};
 use config::Config;
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
-use std::rc::Rc;
+use serde_json::Value;
 
-// Only the wasm module has an entry point: xtask links every plugin natively (for
-// their config types), where one `_initialize` per plugin would clash.
-#[cfg(target_arch = "wasm32")]
-proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(common::host::Root::<HeaderAuthorization>::new()));
-}}
+common::export_plugin!(HeaderAuthorization);
 
 pub struct HeaderAuthorization;
 
 impl Plugin for HeaderAuthorization {
     const NAME: &'static str = "header-authorization";
     type Config = Config;
+    type Stream = ();
 
-    fn configure(bytes: &[u8]) -> Result<Config, common::ConfigError> {
-        Config::parse(bytes)
+    fn configure(doc: &Value) -> Result<Config, common::ConfigError> {
+        Config::from_value(doc)
     }
 
-    fn http_context(config: Rc<Config>, id: u32) -> Box<dyn HttpContext> {
-        Box::new(Filter { config, id })
-    }
-}
-
-struct Filter {
-    config: Rc<Config>,
-    id: u32,
-}
-
-impl Context for Filter {}
-
-impl HttpContext for Filter {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let headers = HeaderMap::request();
-        let header = &self.config.header;
-        let outcome = match authorize::decide(&self.config, headers.values(header)) {
+    fn on_request_headers(config: &Config, _stream: &mut (), cx: &mut Cx<'_>) -> Step {
+        let headers = cx.host.request_headers();
+        let (id, header) = (cx.id, &config.header);
+        let outcome = match authorize::decide(config, headers.values(header)) {
             Decision::Allow => {
-                host::debug(format_args!("#{} header '{header}' allowed", self.id));
-                return Action::Continue;
+                cx.debug(format_args!("#{id} header '{header}' allowed"));
+                return Step::Continue;
             }
             Decision::Missing => "missing",
             Decision::NotAllowed => "not allowed",
         };
-        host::debug(format_args!(
-            "#{} header '{header}' {outcome}: denied",
-            self.id
-        ));
-        host::send_deny(&self.config.deny);
-        Action::Pause
+        cx.debug(format_args!("#{id} header '{header}' {outcome}: denied"));
+        cx.host.send_deny(&config.deny);
+        Step::Stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::plugin::testing::{Effect, Mock};
+    use common::plugin::{Configured, Instance};
+    use serde_json::json;
+
+    #[test]
+    fn allows_or_answers_with_the_configured_denial() {
+        let plugin = Configured::<HeaderAuthorization>::new(
+            "",
+            &json!({"header": "x-team", "values": ["red"]}),
+        )
+        .unwrap();
+        let cases: &[(&[(&str, &str)], Step)] = &[
+            (&[("x-team", "red")], Step::Continue),
+            (&[("x-team", "blue")], Step::Stop),
+            (&[], Step::Stop),
+            (&[("x-team", "red"), ("x-team", "blue")], Step::Stop),
+        ];
+        for (headers, step) in cases {
+            let mut host = Mock::with_request(headers);
+            let mut stream = plugin.new_stream();
+            let got = plugin.on_request_headers(stream.as_mut(), &mut Cx::new(&mut host, 3, ""));
+            assert_eq!(got, *step, "{headers:?}");
+            let effects = host.take();
+            if *step == Step::Stop {
+                let body = "denied: header 'x-team' is missing or not allowed\n".to_string();
+                assert_eq!(effects, [Effect::Respond(403, String::new(), vec![], body)]);
+            } else {
+                assert!(effects.is_empty(), "{effects:?}");
+            }
+        }
     }
 }

@@ -1,54 +1,101 @@
 //! response-headers: sets, appends, adds-if-absent, overwrites and removes headers
-//! on responses (and requests). This file is the wasm adapter; the configuration
-//! is compiled in `config` into `plan`s that run against the host's header maps.
+//! on responses (and requests). This file joins the plugin interface; the
+//! configuration is compiled in `config` into `plan`s that run against the
+//! stream's header maps.
 
 pub mod config;
 pub mod plan;
 
-mod host;
-
-use common::host::{HostHeaders, Plugin};
+use common::plugin::{Cx, Host, Map, Plugin, Step};
 use config::Config;
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
-use std::rc::Rc;
+use serde_json::Value;
 
-// Only the wasm module has an entry point: xtask links every plugin natively (for
-// their config types), where one `_initialize` per plugin would clash.
-#[cfg(target_arch = "wasm32")]
-proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(common::host::Root::<ResponseHeaders>::new()));
-}}
+common::export_plugin!(ResponseHeaders);
 
 pub struct ResponseHeaders;
+
+/// One of the stream's header maps behind the plan's [`plan::Headers`]. A failed
+/// host call (the map is not available in this phase) leaves the map as it is:
+/// there is nothing better to do with a message already on its way.
+struct StreamHeaders<'a> {
+    host: &'a mut dyn Host,
+    map: Map,
+}
+
+impl plan::Headers for StreamHeaders<'_> {
+    fn contains(&mut self, name: &str) -> bool {
+        self.host.contains(self.map, name)
+    }
+
+    fn add(&mut self, name: &str, value: &str) {
+        self.host.add(self.map, name, value.as_bytes());
+    }
+
+    fn replace(&mut self, name: &str, value: &str) {
+        self.host.replace(self.map, name, value.as_bytes());
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.host.remove(self.map, name);
+    }
+}
 
 impl Plugin for ResponseHeaders {
     const NAME: &'static str = "response-headers";
     type Config = Config;
+    type Stream = ();
 
-    fn configure(bytes: &[u8]) -> Result<Config, common::ConfigError> {
-        Config::parse(bytes)
+    fn configure(doc: &Value) -> Result<Config, common::ConfigError> {
+        Config::from_value(doc)
     }
 
-    fn http_context(config: Rc<Config>, _id: u32) -> Box<dyn HttpContext> {
-        Box::new(Filter { config })
+    fn on_request_headers(config: &Config, _stream: &mut (), cx: &mut Cx<'_>) -> Step {
+        let mut headers = StreamHeaders {
+            host: &mut *cx.host,
+            map: Map::Request,
+        };
+        config.request.apply(&mut headers);
+        Step::Continue
+    }
+
+    fn on_response_headers(config: &Config, _stream: &mut (), cx: &mut Cx<'_>) -> Step {
+        let mut headers = StreamHeaders {
+            host: &mut *cx.host,
+            map: Map::Response,
+        };
+        config.response.apply(&mut headers);
+        Step::Continue
     }
 }
 
-struct Filter {
-    config: Rc<Config>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::plugin::testing::{Effect, Mock};
+    use common::plugin::{Configured, Instance};
+    use serde_json::json;
 
-impl Context for Filter {}
-
-impl HttpContext for Filter {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.config.request.apply(&mut { HostHeaders::REQUEST });
-        Action::Continue
-    }
-
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.config.response.apply(&mut { HostHeaders::RESPONSE });
-        Action::Continue
+    #[test]
+    fn each_side_edits_its_own_map() {
+        let doc = json!({"response_headers": [{"name": "x-frame-options", "value": "DENY", "action": "add_if_absent"}],
+                         "request_headers": [{"name": "x-from", "value": "gw"}]});
+        let plugin = Configured::<ResponseHeaders>::new("", &doc).unwrap();
+        let mut host = Mock::new();
+        host.response
+            .push(("x-frame-options".into(), b"SAMEORIGIN".to_vec()));
+        let mut stream = plugin.new_stream();
+        let mut cx = Cx::new(&mut host, 1, "");
+        assert_eq!(
+            plugin.on_request_headers(stream.as_mut(), &mut cx),
+            Step::Continue
+        );
+        assert_eq!(
+            plugin.on_response_headers(stream.as_mut(), &mut cx),
+            Step::Continue
+        );
+        assert_eq!(
+            host.take(),
+            [Effect::Replace(Map::Request, "x-from".into(), "gw".into())]
+        );
     }
 }

@@ -15,14 +15,20 @@
 // lint guards the shipped plugins, not this.
 #![allow(clippy::panic)]
 
-use common::host::{self, HeaderMap, HostHeaders, Plugin};
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
-use std::rc::Rc;
+use common::adapter::Root;
+use common::plugin::{Configured, Cx, Instance, Level, Map, Plugin, Step};
+use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(common::host::Root::<Trap>::new()));
+common::proxy_wasm::main! {{
+    // The configuration is plain text (the instance's name), not JSON.
+    common::proxy_wasm::set_root_context(|_| Box::new(Root::new(Trap::NAME, |bytes| {
+        let name = std::str::from_utf8(bytes)
+            .map_err(|_| common::ConfigError::new("", "instance name must be UTF-8"))?;
+        let instance: Box<dyn Instance> =
+            Box::new(Configured::<Trap>::new("", &Value::String(name.trim().to_string()))?);
+        Ok(vec![instance])
+    })));
 }}
 
 /// Requests let through by this VM. A static lives in the VM's linear memory, so
@@ -39,65 +45,54 @@ impl Plugin for Trap {
     const NAME: &'static str = "trap";
     /// The instance's name (its whole configuration, plain text, may be empty).
     type Config = String;
+    /// Requests this VM had let through when this stream's went on.
+    type Stream = u32;
 
-    fn configure(bytes: &[u8]) -> Result<String, common::ConfigError> {
-        std::str::from_utf8(bytes)
-            .map(|name| name.trim().to_string())
-            .map_err(|_| common::ConfigError::new("", "instance name must be UTF-8"))
+    fn configure(doc: &Value) -> Result<String, common::ConfigError> {
+        Ok(doc.as_str().unwrap_or_default().to_string())
     }
 
-    fn http_context(name: Rc<String>, _id: u32) -> Box<dyn HttpContext> {
-        Box::new(Filter { name, served: 0 })
-    }
-}
-
-struct Filter {
-    name: Rc<String>,
-    served: u32,
-}
-
-impl Context for Filter {}
-
-impl HttpContext for Filter {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let headers = HeaderMap::request();
+    fn on_request_headers(name: &String, served: &mut u32, cx: &mut Cx<'_>) -> Step {
+        let headers = cx.host.request_headers();
         let target = headers.values("x-trap-instance").next();
-        let mine = target.is_none_or(|t| t == self.name.as_bytes());
+        let mine = target.is_none_or(|t| t == name.as_bytes());
         if let Some(kind) = headers.values("x-trap").next().filter(|_| mine) {
-            return crash(kind);
+            return crash(kind, cx);
         }
-        self.served = SERVED.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        Action::Continue
+        *served = SERVED.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        Step::Continue
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let n = self.served.to_string();
-        HostHeaders::RESPONSE.add("x-trap-module", n.as_bytes());
-        if !self.name.is_empty() {
-            let named = format!("x-trap-module-{}", self.name);
-            HostHeaders::RESPONSE.add(&named, n.as_bytes());
+    fn on_response_headers(name: &String, served: &mut u32, cx: &mut Cx<'_>) -> Step {
+        let n = served.to_string();
+        cx.host.add(Map::Response, "x-trap-module", n.as_bytes());
+        if !name.is_empty() {
+            let named = format!("x-trap-module-{name}");
+            cx.host.add(Map::Response, &named, n.as_bytes());
         }
-        Action::Continue
+        Step::Continue
     }
 }
 
 /// Kills the VM the way `kind` says. What does not crash is answered with an
 /// error (400 for an unknown kind, a test's typo; 500 for a heap that never ran
 /// out), so it cannot pass for a crash that did not happen.
-fn crash(kind: &[u8]) -> Action {
+fn crash(kind: &[u8], cx: &mut Cx<'_>) -> Step {
     match kind {
         b"panic" => panic!("x-trap: panic"),
         b"unreachable" => trap(),
         b"oom" => {
             leak_until_exhausted();
-            host::warn(format_args!("trap: the heap never ran out"));
-            host::send_response(500, "trap_no_oom", &[], b"heap never ran out\n");
+            cx.log(Level::Warn, format_args!("trap: the heap never ran out"));
+            cx.host
+                .send_response(500, "trap_no_oom", &[], b"heap never ran out\n");
         }
         _ => {
-            host::send_response(400, "trap_unknown_kind", &[], b"unknown x-trap\n");
+            cx.host
+                .send_response(400, "trap_unknown_kind", &[], b"unknown x-trap\n");
         }
     }
-    Action::Pause
+    Step::Stop
 }
 
 #[cfg(target_arch = "wasm32")]

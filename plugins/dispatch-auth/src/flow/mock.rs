@@ -28,6 +28,9 @@ pub struct Mock {
     /// Refuse every request-header change, as a host without the map would.
     pub refuse_edits: bool,
     pub effects: Vec<Effect>,
+    /// The body of the call response being delivered; `None` fails the test if
+    /// the flow reads it.
+    pub call_body: Option<Vec<u8>>,
     next_token: u32,
 }
 
@@ -79,6 +82,14 @@ impl Host for Mock {
     fn resume_request(&mut self) {
         self.effects.push(Effect::Resume);
     }
+    fn call_response_body(&mut self, size: usize) -> Vec<u8> {
+        let body = self
+            .call_body
+            .take()
+            .expect("the flow read the call's body");
+        assert_eq!(body.len(), size, "the body's size as delivered");
+        body
+    }
     fn debug(&mut self, message: fmt::Arguments<'_>) {
         self.effects.push(Effect::Debug(message.to_string()));
     }
@@ -94,6 +105,7 @@ impl Mock {
             refuse: None,
             refuse_edits: false,
             effects: Vec::new(),
+            call_body: None,
             next_token: 0,
         }
     }

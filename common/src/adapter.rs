@@ -1,0 +1,293 @@
+//! The one wasm adapter: a root context that builds its filter's instances from
+//! the configuration once, and an HTTP context that runs them through
+//! `plugin::Chain` over the real host. A plugin on its own (a chain of one) and
+//! the chain module both use it; `export_plugin!` is a plugin crate's entry point.
+
+use crate::config::{parse_json, ConfigError};
+use crate::deny::DenyResponse;
+use crate::headers::HeaderMap;
+use crate::host::{self, HostHeaders};
+use crate::plugin::{
+    CallResponse, Chain, Configured, DispatchError, Host, Instance, Instances, Level, Map, Plugin,
+    Step,
+};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use std::fmt;
+use std::rc::Rc;
+
+/// Builds a filter's instances from its raw `pluginConfig` bytes.
+pub type Build = fn(&[u8]) -> Result<Vec<Box<dyn Instance>>, ConfigError>;
+
+/// The root context of a module: it owns the configured instances and hands an
+/// `Rc` of them to each stream, so nothing is parsed per request.
+pub struct Root {
+    name: &'static str,
+    build: Build,
+    instances: Option<Instances>,
+}
+
+impl Root {
+    /// A root named `name` (it opens the module's configuration errors and names
+    /// its memory gauge) whose instances `build` makes.
+    pub fn new(name: &'static str, build: Build) -> Self {
+        Root {
+            name,
+            build,
+            instances: None,
+        }
+    }
+
+    /// The root of a module that is plugin `P` on its own.
+    pub fn single<P: Plugin>() -> Self {
+        Root::new(P::NAME, |bytes| {
+            let doc = parse_json(bytes)?;
+            let instance: Box<dyn Instance> = Box::new(Configured::<P>::new("", &doc)?);
+            Ok(vec![instance])
+        })
+    }
+}
+
+/// The entry point of a plugin crate's wasm module: `common::export_plugin!(MyPlugin);`.
+/// Only the wasm module has one: xtask links every plugin natively (for their
+/// config types), where one `_initialize` per plugin would clash.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::proxy_wasm::main! {{
+            $crate::proxy_wasm::set_root_context(|_| {
+                Box::new($crate::adapter::Root::single::<$plugin>())
+            });
+        }}
+    };
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        host::refresh_log_level();
+        host::define_memory_gauge(self.name);
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match (self.build)(&bytes) {
+            Ok(instances) => {
+                self.instances = Some(Rc::new(instances));
+                host::log(
+                    LogLevel::Debug,
+                    format_args!("{}: configuration loaded", self.name),
+                );
+                true
+            }
+            Err(e) => {
+                host::log(
+                    LogLevel::Error,
+                    format_args!("{}: invalid configuration: {e}", self.name),
+                );
+                false
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        host::report_memory();
+        // Without a valid configuration Envoy does not create streams for us. If it
+        // ever did, the stream is refused with a local reply: returning `None` here
+        // would make the SDK panic, killing the VM for every later request.
+        Some(match self.instances.clone() {
+            Some(instances) => Box::new(Stream {
+                id: context_id,
+                chain: Chain::new(instances),
+                host: EnvoyHost::default(),
+            }),
+            None => Box::new(Unconfigured(self.name)),
+        })
+    }
+}
+
+/// The stream of a module that has no configuration: fails closed.
+struct Unconfigured(&'static str);
+
+impl Context for Unconfigured {}
+
+impl HttpContext for Unconfigured {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        host::warn(format_args!(
+            "{}: no configuration: request refused",
+            self.0
+        ));
+        host::send_response(
+            503,
+            "wasm_plugin_not_configured",
+            &[],
+            b"plugin not configured\n",
+        );
+        Action::Pause
+    }
+}
+
+/// One HTTP stream through the module's instances.
+struct Stream {
+    id: u32,
+    chain: Chain,
+    host: EnvoyHost,
+}
+
+/// A local reply or a wait holds the stream (after a local reply the filter must
+/// not return Continue: rust-sdk#105).
+fn action(step: Step) -> Action {
+    match step {
+        Step::Continue => Action::Continue,
+        Step::Pause | Step::Stop => Action::Pause,
+    }
+}
+
+impl Context for Stream {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        let call = CallResponse {
+            token,
+            headers,
+            body_size,
+        };
+        if self.chain.on_call_response(&mut self.host, self.id, call) == Step::Continue {
+            host::resume_request();
+        }
+    }
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        action(self.chain.on_request_headers(&mut self.host, self.id))
+    }
+
+    fn on_http_request_body(&mut self, _size: usize, _end_of_stream: bool) -> Action {
+        self.hold()
+    }
+
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        self.hold()
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        action(self.chain.on_response_headers(&mut self.host, self.id))
+    }
+}
+
+impl Stream {
+    /// While an instance waits for its call, body and trailers are held: a
+    /// Continue from them would let Envoy resume the stream before the decision.
+    fn hold(&self) -> Action {
+        if self.chain.waiting() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+}
+
+/// The proxy-wasm host, for the stream whose callback is running. It keeps the
+/// request headers it read until an instance edits them, so the instances of a
+/// chain share one read.
+#[derive(Default)]
+struct EnvoyHost {
+    request: Option<Rc<HeaderMap>>,
+}
+
+fn map_type(map: Map) -> MapType {
+    match map {
+        Map::Request => MapType::HttpRequestHeaders,
+        Map::Response => MapType::HttpResponseHeaders,
+    }
+}
+
+fn log_level(level: Level) -> LogLevel {
+    match level {
+        Level::Debug => LogLevel::Debug,
+        Level::Info => LogLevel::Info,
+        Level::Warn => LogLevel::Warn,
+        Level::Error => LogLevel::Error,
+    }
+}
+
+impl EnvoyHost {
+    fn edited(&mut self, map: Map, accepted: bool) -> bool {
+        if map == Map::Request {
+            self.request = None;
+        }
+        accepted
+    }
+}
+
+impl Host for EnvoyHost {
+    fn request_headers(&mut self) -> Rc<HeaderMap> {
+        self.request
+            .get_or_insert_with(|| Rc::new(host::read_map(MapType::HttpRequestHeaders)))
+            .clone()
+    }
+
+    fn contains(&mut self, map: Map, name: &str) -> bool {
+        HostHeaders(map_type(map)).contains(name)
+    }
+
+    fn add(&mut self, map: Map, name: &str, value: &[u8]) -> bool {
+        let accepted = HostHeaders(map_type(map)).add(name, value);
+        self.edited(map, accepted)
+    }
+
+    fn replace(&mut self, map: Map, name: &str, value: &[u8]) -> bool {
+        let accepted = HostHeaders(map_type(map)).replace(name, value);
+        self.edited(map, accepted)
+    }
+
+    fn remove(&mut self, map: Map, name: &str) -> bool {
+        let accepted = HostHeaders(map_type(map)).remove(name);
+        self.edited(map, accepted)
+    }
+
+    fn send_response(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) {
+        host::send_response(status, details, headers, body);
+    }
+
+    fn send_deny(&mut self, deny: &DenyResponse) {
+        host::send_deny(deny);
+    }
+
+    fn dispatch(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout_ms: u64,
+    ) -> Result<u32, DispatchError> {
+        host::dispatch(cluster, headers, timeout_ms)
+    }
+
+    fn call_response_headers(&mut self) -> HeaderMap {
+        host::read_map(MapType::HttpCallResponseHeaders)
+    }
+
+    fn call_response_body(&mut self, size: usize) -> Vec<u8> {
+        host::call_response_body(size)
+    }
+
+    fn now_ms(&self) -> u64 {
+        host::now_ms()
+    }
+
+    fn log_enabled(&self, level: Level) -> bool {
+        host::log_enabled(log_level(level))
+    }
+
+    fn log(&mut self, level: Level, message: fmt::Arguments<'_>) {
+        host::log(log_level(level), message);
+    }
+}
