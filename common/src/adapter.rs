@@ -49,12 +49,13 @@ impl Root {
 }
 
 /// The entry point of a plugin crate's wasm module: `common::export_plugin!(MyPlugin);`.
-/// Only the wasm module has one: xtask links every plugin natively (for their
-/// config types), where one `_initialize` per plugin would clash.
+/// Only the crate's own wasm module has one, under the crate's `module` feature:
+/// xtask links every plugin natively (for their config types) and the chain
+/// module links them all, where one `_initialize` per plugin would clash.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(all(target_arch = "wasm32", feature = "module"))]
         $crate::proxy_wasm::main! {{
             $crate::proxy_wasm::set_root_context(|_| {
                 Box::new($crate::adapter::Root::single::<$plugin>())
@@ -102,7 +103,7 @@ impl RootContext for Root {
             Some(instances) => Box::new(Stream {
                 id: context_id,
                 chain: Chain::new(instances),
-                host: EnvoyHost::default(),
+                host: EnvoyHost,
             }),
             None => Box::new(Unconfigured(self.name)),
         })
@@ -189,13 +190,10 @@ impl Stream {
     }
 }
 
-/// The proxy-wasm host, for the stream whose callback is running. It keeps the
-/// request headers it read until an instance edits them, so the instances of a
-/// chain share one read.
+/// The proxy-wasm host, for the stream whose callback is running (the chain keeps
+/// the request headers it reads between edits).
 #[derive(Default)]
-struct EnvoyHost {
-    request: Option<Rc<HeaderMap>>,
-}
+struct EnvoyHost;
 
 fn map_type(map: Map) -> MapType {
     match map {
@@ -213,20 +211,9 @@ fn log_level(level: Level) -> LogLevel {
     }
 }
 
-impl EnvoyHost {
-    fn edited(&mut self, map: Map, accepted: bool) -> bool {
-        if map == Map::Request {
-            self.request = None;
-        }
-        accepted
-    }
-}
-
 impl Host for EnvoyHost {
     fn request_headers(&mut self) -> Rc<HeaderMap> {
-        self.request
-            .get_or_insert_with(|| Rc::new(host::read_map(MapType::HttpRequestHeaders)))
-            .clone()
+        Rc::new(host::read_map(MapType::HttpRequestHeaders))
     }
 
     fn contains(&mut self, map: Map, name: &str) -> bool {
@@ -234,18 +221,15 @@ impl Host for EnvoyHost {
     }
 
     fn add(&mut self, map: Map, name: &str, value: &[u8]) -> bool {
-        let accepted = HostHeaders(map_type(map)).add(name, value);
-        self.edited(map, accepted)
+        HostHeaders(map_type(map)).add(name, value)
     }
 
     fn replace(&mut self, map: Map, name: &str, value: &[u8]) -> bool {
-        let accepted = HostHeaders(map_type(map)).replace(name, value);
-        self.edited(map, accepted)
+        HostHeaders(map_type(map)).replace(name, value)
     }
 
     fn remove(&mut self, map: Map, name: &str) -> bool {
-        let accepted = HostHeaders(map_type(map)).remove(name);
-        self.edited(map, accepted)
+        HostHeaders(map_type(map)).remove(name)
     }
 
     fn send_response(

@@ -60,6 +60,7 @@ pub fn warn(message: fmt::Arguments<'_>) {
 // and copy values into `String`s, panicking again on a value that is not UTF-8.
 // Statuses are read as plain integers (0 is Ok): a value the SDK's `Status` enum
 // lacks must not become an invalid enum.
+#[cfg(target_arch = "wasm32")]
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
@@ -123,6 +124,125 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
 }
+
+// Natively (xtask and unit tests link the plugins to check their configs) there is
+// no host: every call answers Unimplemented, so nothing that reaches the host at
+// configure time, such as defining a gauge, keeps a crate from linking.
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::missing_safety_doc)]
+mod native {
+    use proxy_wasm::types::{BufferType, MapType, StreamType};
+
+    const UNIMPLEMENTED: u32 = 12;
+
+    pub unsafe extern "C" fn proxy_log(
+        _level: u32,
+        _message_data: *const u8,
+        _message_size: usize,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_define_metric(
+        _metric_type: u32,
+        _name_data: *const u8,
+        _name_size: usize,
+        _return_id: *mut u32,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_record_metric(_metric_id: u32, _value: u64) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_increment_metric(_metric_id: u32, _offset: i64) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_get_log_level(_return_level: *mut u32) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_get_header_map_pairs(
+        _map_type: MapType,
+        _return_map_data: *mut *mut u8,
+        _return_map_size: *mut usize,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_get_header_map_value(
+        _map_type: MapType,
+        _key_data: *const u8,
+        _key_size: usize,
+        _return_value_data: *mut *mut u8,
+        _return_value_size: *mut usize,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_add_header_map_value(
+        _map_type: MapType,
+        _key_data: *const u8,
+        _key_size: usize,
+        _value_data: *const u8,
+        _value_size: usize,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_replace_header_map_value(
+        _map_type: MapType,
+        _key_data: *const u8,
+        _key_size: usize,
+        _value_data: *const u8,
+        _value_size: usize,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_remove_header_map_value(
+        _map_type: MapType,
+        _key_data: *const u8,
+        _key_size: usize,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_get_current_time_nanoseconds(_return_time: *mut u64) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_continue_stream(_stream_type: StreamType) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_get_buffer_bytes(
+        _buffer_type: BufferType,
+        _start: usize,
+        _max_size: usize,
+        _return_buffer_data: *mut *mut u8,
+        _return_buffer_size: *mut usize,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_send_local_response(
+        _status_code: u32,
+        _status_code_details_data: *const u8,
+        _status_code_details_size: usize,
+        _body_data: *const u8,
+        _body_size: usize,
+        _headers_data: *const u8,
+        _headers_size: usize,
+        _grpc_status: i32,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+}
+#[cfg(not(target_arch = "wasm32"))]
+use native::*;
 
 const OK: u32 = 0;
 

@@ -260,6 +260,9 @@ pub type Instances = Rc<Vec<Box<dyn Instance>>>;
 pub struct Chain {
     instances: Instances,
     streams: Vec<Box<dyn Any>>,
+    /// The request headers as last read, shared by the instances until one edits
+    /// them: a chain of several plugins reads the map from the host once.
+    request: Option<Rc<HeaderMap>>,
     /// The instance the request side is at: waiting for its call, or the one
     /// that replied; `instances.len()` once every instance let the request on.
     at: usize,
@@ -280,6 +283,7 @@ impl Chain {
         Chain {
             instances,
             streams,
+            request: None,
             at: 0,
             state: State::Start,
         }
@@ -308,11 +312,15 @@ impl Chain {
             return Step::Pause;
         }
         let at = self.at;
-        let (Some(instance), Some(stream)) = (self.instances.get(at), self.streams.get_mut(at))
-        else {
+        let instances = self.instances.clone();
+        let (Some(instance), Some(stream)) = (instances.get(at), self.streams.get_mut(at)) else {
             return Step::Pause;
         };
-        let mut cx = Cx::new(host, id, instance.label());
+        let mut cached = Cached {
+            host: &mut *host,
+            request: &mut self.request,
+        };
+        let mut cx = Cx::new(&mut cached, id, instance.label());
         match instance.on_call_response(stream.as_mut(), &mut cx, call) {
             Step::Continue => self.run_request(at + 1, host, id),
             Step::Pause => Step::Pause,
@@ -330,7 +338,11 @@ impl Chain {
                 break;
             };
             self.at = at;
-            let mut cx = Cx::new(host, id, instance.label());
+            let mut cached = Cached {
+                host: &mut *host,
+                request: &mut self.request,
+            };
+            let mut cx = Cx::new(&mut cached, id, instance.label());
             match instance.on_request_headers(stream.as_mut(), &mut cx) {
                 Step::Continue => {}
                 Step::Pause => {
@@ -370,6 +382,93 @@ impl Chain {
             }
         }
         Step::Continue
+    }
+}
+
+/// The stream's host with its request headers kept between reads until an edit
+/// of the request changes them.
+struct Cached<'a> {
+    host: &'a mut dyn Host,
+    request: &'a mut Option<Rc<HeaderMap>>,
+}
+
+impl Cached<'_> {
+    fn edited(&mut self, map: Map, accepted: bool) -> bool {
+        if map == Map::Request {
+            *self.request = None;
+        }
+        accepted
+    }
+}
+
+impl Host for Cached<'_> {
+    fn request_headers(&mut self) -> Rc<HeaderMap> {
+        match self.request {
+            Some(map) => map.clone(),
+            None => self.request.insert(self.host.request_headers()).clone(),
+        }
+    }
+
+    fn contains(&mut self, map: Map, name: &str) -> bool {
+        self.host.contains(map, name)
+    }
+
+    fn add(&mut self, map: Map, name: &str, value: &[u8]) -> bool {
+        let accepted = self.host.add(map, name, value);
+        self.edited(map, accepted)
+    }
+
+    fn replace(&mut self, map: Map, name: &str, value: &[u8]) -> bool {
+        let accepted = self.host.replace(map, name, value);
+        self.edited(map, accepted)
+    }
+
+    fn remove(&mut self, map: Map, name: &str) -> bool {
+        let accepted = self.host.remove(map, name);
+        self.edited(map, accepted)
+    }
+
+    fn send_response(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) {
+        self.host.send_response(status, details, headers, body);
+    }
+
+    fn send_deny(&mut self, deny: &DenyResponse) {
+        self.host.send_deny(deny);
+    }
+
+    fn dispatch(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout_ms: u64,
+    ) -> Result<u32, DispatchError> {
+        self.host.dispatch(cluster, headers, timeout_ms)
+    }
+
+    fn call_response_headers(&mut self) -> HeaderMap {
+        self.host.call_response_headers()
+    }
+
+    fn call_response_body(&mut self, size: usize) -> Vec<u8> {
+        self.host.call_response_body(size)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.host.now_ms()
+    }
+
+    fn log_enabled(&self, level: Level) -> bool {
+        self.host.log_enabled(level)
+    }
+
+    fn log(&mut self, level: Level, message: fmt::Arguments<'_>) {
+        self.host.log(level, message);
     }
 }
 
@@ -756,6 +855,48 @@ mod tests {
         assert_eq!(c.on_request_headers(&mut host, 1), Step::Continue);
         assert_eq!(c.on_request_headers(&mut host, 1), Step::Continue);
         assert_eq!(logs(&mut host), ["a: request"]);
+    }
+
+    #[test]
+    fn the_request_headers_are_read_once_until_an_instance_edits_them() {
+        // Every Script instance reads nothing but adds x-seen: three reads then.
+        let mut c = chain(&[("a", "continue"), ("b", "continue")]);
+        let mut host = Mock::new();
+        c.on_request_headers(&mut host, 1);
+        assert_eq!(host.header_reads(), 0);
+        struct Reader;
+        impl Plugin for Reader {
+            const NAME: &'static str = "reader";
+            type Config = bool;
+            type Stream = ();
+            fn configure(doc: &Value) -> Result<bool, ConfigError> {
+                Ok(doc.as_bool().unwrap_or(false))
+            }
+            fn on_request_headers(edits: &bool, _: &mut (), cx: &mut Cx<'_>) -> Step {
+                let seen = cx.host.request_headers().values("x-n").count().to_string();
+                cx.debug(format_args!("{seen}"));
+                if *edits {
+                    cx.host.add(Map::Request, "x-n", b"1");
+                }
+                Step::Continue
+            }
+        }
+        let make = |edits: bool, name: &str| -> Box<dyn Instance> {
+            Box::new(Configured::<Reader>::new(name, &json!(edits)).unwrap())
+        };
+        let instances = vec![
+            make(false, "a"),
+            make(false, "b"),
+            make(true, "c"),
+            make(false, "d"),
+        ];
+        let mut c = Chain::new(Rc::new(instances));
+        let mut host = Mock::new();
+        c.on_request_headers(&mut host, 1);
+        // a and b share one read; c reads the same map, then edits it; d reads
+        // again and sees the edit.
+        assert_eq!(host.header_reads(), 2);
+        assert_eq!(logs(&mut host), ["a: 0", "b: 0", "c: 0", "d: 1"]);
     }
 
     #[test]

@@ -144,18 +144,31 @@ pub fn build(plugins: &[String]) -> Result<Vec<Module>> {
     Ok(built.pop().unwrap_or_default())
 }
 
-/// Builds every set of crates in one cargo invocation (with `-Zbuild-std`, a second
-/// invocation would build std again), then shrinks and copies each set's modules
-/// to its own directory: plugins to `target/dist`, test modules beside it, so
-/// nothing that reads `dist` mistakes a test module for a plugin.
+/// The module that links every plugin crate, without their own entry points.
+pub const CHAIN: &str = "chain";
+
+/// Builds every set of crates, then shrinks and copies each set's modules to its
+/// own directory: plugins to `target/dist`, test modules beside it, so nothing
+/// that reads `dist` mistakes a test module for a plugin. Everything but the chain
+/// builds in one cargo invocation; the chain needs one of its own, because cargo
+/// unifies a crate's features across one invocation and the chain links the
+/// plugin crates without their `module` feature (their `_initialize`).
 pub fn build_sets(sets: &[(&[String], PathBuf)]) -> Result<Vec<Vec<Module>>> {
     let toolchain = Toolchain::find()?;
-    let mut cmd = toolchain.cargo_build();
-    cmd.current_dir(root());
-    for name in sets.iter().flat_map(|(names, _)| names.iter()) {
-        cmd.args(["-p", name]);
+    let names: Vec<&String> = sets.iter().flat_map(|(names, _)| names.iter()).collect();
+    let (chain, others): (Vec<&String>, Vec<&String>) =
+        names.into_iter().partition(|name| *name == CHAIN);
+    for group in [others, chain] {
+        if group.is_empty() {
+            continue;
+        }
+        let mut cmd = toolchain.cargo_build();
+        cmd.current_dir(root());
+        for name in group {
+            cmd.args(["-p", name]);
+        }
+        run(&mut cmd)?;
     }
-    run(&mut cmd)?;
 
     let wasm_opt = toolchain::wasm_opt();
     if wasm_opt.is_none() {

@@ -73,6 +73,14 @@ pub const PLUGINS: &[Plugin] = &[
         },
     },
     Plugin {
+        name: "chain",
+        // Every instance is parsed by its own plugin's code.
+        check: |c| {
+            chain::config::from_value(c)?;
+            Ok(Checked::passive())
+        },
+    },
+    Plugin {
         name: "dispatch-auth",
         check: |c| {
             let config = dispatch_auth::config::Config::from_value(c)?;

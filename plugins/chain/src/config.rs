@@ -1,0 +1,267 @@
+//! The chain's configuration: `{"chain": [{"plugin", "name", "config"}, ...]}`.
+//! Each instance's `config` is parsed by its plugin's own code, and an error
+//! names the instance and the field (`chain[2] (ext-auth): cluster: is required`).
+//! Used by the module and by xtask alike.
+
+use common::config::{parse_json, ConfigError, Fields, Node};
+use common::plugin::{Configured, Instance, Plugin};
+use serde_json::{Map, Value};
+
+/// The module's name: it opens its configuration errors and names its gauge.
+pub const NAME: &str = "chain";
+
+/// The most instances in one chain: a request runs every one of them.
+pub const MAX_INSTANCES: usize = 32;
+
+type Make = fn(&str, &Value) -> Result<Box<dyn Instance>, ConfigError>;
+
+fn make<P: Plugin>(label: &str, doc: &Value) -> Result<Box<dyn Instance>, ConfigError> {
+    Ok(Box::new(Configured::<P>::new(label, doc)?))
+}
+
+/// The plugins a chain runs, by the name a gateway file and the `plugin` field use.
+pub const PLUGINS: [(&str, Make); 4] = [
+    (
+        header_authorization::HeaderAuthorization::NAME,
+        make::<header_authorization::HeaderAuthorization>,
+    ),
+    (basic_auth::BasicAuth::NAME, make::<basic_auth::BasicAuth>),
+    (
+        response_headers::ResponseHeaders::NAME,
+        make::<response_headers::ResponseHeaders>,
+    ),
+    (
+        dispatch_auth::DispatchAuth::NAME,
+        make::<dispatch_auth::DispatchAuth>,
+    ),
+];
+
+/// One instance as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub plugin: String,
+    /// The instance's name, unique in the chain; its log lines start with it.
+    pub name: String,
+    pub config: Value,
+}
+
+/// An instance name: lowercase letters, digits and '-', as gateway files name
+/// instances, so it reads the same in logs, manifests and errors.
+fn instance_name(node: &Node<'_>) -> Result<String, ConfigError> {
+    let name = node.non_empty_str()?;
+    let ok = name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        return Err(node.error(format!(
+            "'{}' is not a valid instance name (lowercase letters, digits and '-', at most 63)",
+            name.escape_debug()
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// Reads the list of instances, without building them.
+pub fn entries(doc: &Value) -> Result<Vec<Entry>, ConfigError> {
+    let mut fields = Fields::root(doc)?;
+    let list = fields.require("chain")?;
+    let items = list.list_at_most(MAX_INSTANCES)?;
+    if items.is_empty() {
+        return Err(list.error("must list at least one instance"));
+    }
+    fields.finish()?;
+    let mut entries: Vec<Entry> = Vec::new();
+    for item in items {
+        let mut fields = item.fields()?;
+        let plugin_node = fields.require("plugin")?;
+        let plugin = plugin_node.str()?;
+        if !PLUGINS.iter().any(|(name, _)| *name == plugin) {
+            let known: Vec<&str> = PLUGINS.iter().map(|(name, _)| *name).collect();
+            return Err(plugin_node.error(format!(
+                "unknown plugin '{}' (known: {})",
+                plugin.escape_debug(),
+                known.join(", ")
+            )));
+        }
+        let name = match fields.get("name") {
+            Some(node) => instance_name(&node)?,
+            None => plugin.to_string(),
+        };
+        if let Some(at) = entries.iter().position(|e| e.name == name) {
+            let node = fields.get("name").unwrap_or(plugin_node);
+            return Err(node.error(format!(
+                "'{name}' is also the name of chain[{at}]: instance names must be unique"
+            )));
+        }
+        let config = match fields.get("config") {
+            Some(node) => node.value.clone(),
+            None => Value::Object(Map::new()),
+        };
+        fields.finish()?;
+        entries.push(Entry {
+            plugin: plugin.to_string(),
+            name,
+            config,
+        });
+    }
+    Ok(entries)
+}
+
+/// Builds the instances of a chain configuration; each `config` is parsed by its
+/// plugin, and an error names the instance.
+pub fn from_value(doc: &Value) -> Result<Vec<Box<dyn Instance>>, ConfigError> {
+    entries(doc)?
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let make = PLUGINS
+                .iter()
+                .find(|(name, _)| *name == entry.plugin)
+                .map(|(_, make)| *make)
+                .ok_or_else(|| ConfigError::new(format!("chain[{i}].plugin"), "unknown plugin"))?;
+            make(&entry.name, &entry.config).map_err(|e| {
+                ConfigError::new(format!("chain[{i}] ({})", entry.name), e.to_string())
+            })
+        })
+        .collect()
+}
+
+/// Parses the module's `pluginConfig` bytes.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Box<dyn Instance>>, ConfigError> {
+    from_value(&parse_json(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::plugin::testing::{Effect, Mock};
+    use common::plugin::{Chain, Map, Step};
+    use serde_json::json;
+    use std::rc::Rc;
+
+    fn err(doc: Value) -> String {
+        match from_value(&doc) {
+            Ok(_) => panic!("accepted: {doc}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_instance_and_the_field() {
+        let cases = [
+            (json!({}), "chain: is required"),
+            (json!({"chain": []}), "chain: must list at least one instance"),
+            (json!({"chain": {}}), "chain: expected a list, got an object"),
+            (json!({"chain": [{"name": "x"}]}), "chain[0].plugin: is required"),
+            (
+                json!({"chain": [{"plugin": "nope"}]}),
+                "chain[0].plugin: unknown plugin 'nope' (known: header-authorization, basic-auth, response-headers, dispatch-auth)",
+            ),
+            (
+                json!({"chain": [{"plugin": "header-authorization", "name": "A b"}]}),
+                "chain[0].name: 'A b' is not a valid instance name (lowercase letters, digits and '-', at most 63)",
+            ),
+            (
+                json!({"chain": [{"plugin": "header-authorization"}, {"plugin": "header-authorization"}]}),
+                "chain[1].plugin: 'header-authorization' is also the name of chain[0]: instance names must be unique",
+            ),
+            (
+                json!({"chain": [{"plugin": "header-authorization", "name": "a"}, {"plugin": "basic-auth", "name": "a"}]}),
+                "chain[1].name: 'a' is also the name of chain[0]: instance names must be unique",
+            ),
+            (
+                json!({"chain": [{"plugin": "header-authorization", "confg": {}}]}),
+                "chain[0].confg: unknown field (known fields: config, name, plugin)",
+            ),
+            (
+                json!({"chain": [{"plugin": "response-headers", "name": "sec"}, {"plugin": "dispatch-auth", "name": "ext-auth", "config": {"timeout_ms": 5}}]}),
+                "chain[0] (sec): nothing to do: give at least one of response_headers, remove_response_headers, request_headers, remove_request_headers",
+            ),
+            (
+                json!({"chain": [{"plugin": "dispatch-auth", "name": "ext-auth", "config": {"timeout_ms": 5}}]}),
+                "chain[0] (ext-auth): cluster: is required",
+            ),
+            (
+                json!({"chain": [{"plugin": "header-authorization", "config": {"deny": {"status": 700}}}]}),
+                "chain[0] (header-authorization): deny.status: must be 200..=599, got 700",
+            ),
+            (json!({"chain": [{"plugin": "header-authorization"}], "extra": 1}), "extra: unknown field (known fields: chain)"),
+        ];
+        for (doc, expected) in cases {
+            assert_eq!(err(doc.clone()), expected, "{doc}");
+        }
+        let many: Vec<Value> = (0..=MAX_INSTANCES)
+            .map(|i| json!({"plugin": "header-authorization", "name": format!("i{i}")}))
+            .collect();
+        assert_eq!(
+            err(json!({"chain": many})),
+            "chain: at most 32 items, got 33"
+        );
+        assert_eq!(
+            parse(br#"{"chain": [{"plugin": "header-authorization", "config": {"header": "a", "header": "b"}}]}"#)
+                .err()
+                .map(|e| e.to_string()),
+            Some("chain[0].config.header: appears twice in one object (each key may be given once)".into())
+        );
+    }
+
+    #[test]
+    fn names_default_to_the_plugin_and_config_to_empty() {
+        let doc = json!({"chain": [{"plugin": "header-authorization"}, {"plugin": "basic-auth", "name": "admin",
+            "config": {"basic_auth_rules": [{"prefix": "/admin", "request_methods": ["GET"], "credentials": ["a:b"]}]}}]});
+        let got = entries(&doc).unwrap();
+        assert_eq!(got[0].name, "header-authorization");
+        assert_eq!(got[0].config, json!({}));
+        assert_eq!(got[1].name, "admin");
+        let instances = from_value(&doc).unwrap();
+        let labels: Vec<&str> = instances.iter().map(|i| i.label()).collect();
+        assert_eq!(labels, ["header-authorization", "admin"]);
+    }
+
+    /// The instances run their own plugin's code in order, with their own
+    /// configs, and the first denial ends the request side.
+    #[test]
+    fn instances_run_their_own_plugins() {
+        let doc = json!({"chain": [
+            {"plugin": "response-headers", "name": "sec", "config": {"response_headers": [{"name": "x-sec", "value": "1"}]}},
+            {"plugin": "header-authorization", "name": "tenant", "config": {"header": "x-tenant", "values": ["acme"]}},
+            {"plugin": "header-authorization", "name": "team", "config": {"header": "x-team", "values": ["red"]}},
+        ]});
+        let instances = Rc::new(from_value(&doc).unwrap());
+        /// (request headers, what the request side answers, the status replied)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Step, Option<u32>);
+        let cases: &[Case] = &[
+            (
+                &[("x-tenant", "acme"), ("x-team", "red")],
+                Step::Continue,
+                None,
+            ),
+            (
+                &[("x-tenant", "acme"), ("x-team", "blue")],
+                Step::Pause,
+                Some(403),
+            ),
+            (&[("x-team", "red")], Step::Pause, Some(403)),
+        ];
+        for (headers, step, status) in cases {
+            let mut host = Mock::with_request(headers);
+            let mut chain = Chain::new(instances.clone());
+            assert_eq!(chain.on_request_headers(&mut host, 1), *step, "{headers:?}");
+            chain.on_response_headers(&mut host, 1);
+            let effects = host.take();
+            let replied = effects.iter().find_map(|e| match e {
+                Effect::Respond(status, ..) => Some(*status),
+                _ => None,
+            });
+            assert_eq!(replied, *status, "{headers:?}");
+            // security headers decorate every answer, denials included.
+            assert!(
+                effects.contains(&Effect::Replace(Map::Response, "x-sec".into(), "1".into())),
+                "{headers:?}: {effects:?}"
+            );
+            // The request headers were read once for the whole chain.
+            assert_eq!(host.header_reads(), 1, "{headers:?}");
+        }
+    }
+}
