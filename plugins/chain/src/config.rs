@@ -129,7 +129,49 @@ pub fn from_value(doc: &Value) -> Result<Vec<Box<dyn Instance>>, ConfigError> {
 
 /// Parses the module's `pluginConfig` bytes.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Box<dyn Instance>>, ConfigError> {
-    from_value(&parse_json(bytes)?)
+    match parse_json(bytes) {
+        Ok(doc) => from_value(&doc),
+        Err(e) => Err(in_instance(bytes, e)),
+    }
+}
+
+/// A key given twice inside an instance's `config` is found while the whole
+/// document is read, before any instance is: named as it is, the error would
+/// read `chain[1].config.header: ...` where every other error about that config
+/// reads `chain[1] (team): header: ...`, as the plugin on its own says it. So
+/// the document is read again without the check, for the instance's name; when
+/// the list is wrong in some other way too, the error stays as it was.
+fn in_instance(bytes: &[u8], e: ConfigError) -> ConfigError {
+    let Some((index, field)) = config_field(&e.path) else {
+        return e;
+    };
+    let lenient = serde_json::from_slice::<Value>(bytes).ok();
+    let name = lenient
+        .as_ref()
+        .and_then(|doc| entries(doc).ok())
+        .and_then(|list| list.into_iter().nth(index))
+        .map(|entry| entry.name);
+    match name {
+        Some(name) => ConfigError::new(
+            format!("chain[{index}] ({name})"),
+            ConfigError::new(field, e.message).to_string(),
+        ),
+        None => e,
+    }
+}
+
+/// `chain[<index>].config<field>` split into the index and the field inside the
+/// config (`header`, `deny.status`, `[0]`).
+fn config_field(path: &str) -> Option<(usize, &str)> {
+    let rest = path.strip_prefix("chain[")?;
+    let (index, rest) = rest.split_once(']')?;
+    let index = index.parse().ok()?;
+    let field = rest.strip_prefix(".config")?;
+    match field.strip_prefix('.') {
+        Some(field) => Some((index, field)),
+        None if field.starts_with('[') => Some((index, field)),
+        None => None,
+    }
 }
 
 #[cfg(test)]
@@ -198,11 +240,54 @@ mod tests {
             err(json!({"chain": many})),
             "chain: at most 32 items, got 33"
         );
+    }
+
+    /// A key given twice is refused wherever it is; inside an instance's config
+    /// the error names the instance and the field as any other error about that
+    /// config does, and as the plugin on its own would name the field.
+    #[test]
+    fn a_key_given_twice_is_named_like_any_config_error() {
+        let twice = "appears twice in one object (each key may be given once)";
+        let cases = [
+            (
+                r#"{"chain": [{"plugin": "header-authorization", "config": {"header": "a", "header": "b"}}]}"#,
+                format!("chain[0] (header-authorization): header: {twice}"),
+            ),
+            (
+                r#"{"chain": [{"plugin": "basic-auth", "name": "admin", "config": {}},
+                    {"plugin": "header-authorization", "name": "team", "config": {"deny": {"headers": {"x": "1", "x": "2"}}}}]}"#,
+                format!("chain[1] (team): deny.headers.x: {twice}"),
+            ),
+            (
+                r#"{"chain": [{"plugin": "response-headers", "name": "sec", "config": {"response_headers": [{"name": "a", "name": "b"}]}}]}"#,
+                format!("chain[0] (sec): response_headers[0].name: {twice}"),
+            ),
+            // Outside an instance's config, the path is the chain's own.
+            (
+                r#"{"chain": [{"plugin": "header-authorization", "plugin": "basic-auth"}]}"#,
+                format!("chain[0].plugin: {twice}"),
+            ),
+            (r#"{"chain": [], "chain": []}"#, format!("chain: {twice}")),
+            // The list is wrong in another way too (no name to give): as found.
+            (
+                r#"{"chain": [{"plugin": "nope", "config": {"a": 1, "a": 2}}]}"#,
+                format!("chain[0].config.a: {twice}"),
+            ),
+            (
+                r#"{"chain": [{"plugin": "header-authorization", "configs": {"a": 1, "a": 2}}]}"#,
+                format!("chain[0].configs.a: {twice}"),
+            ),
+        ];
+        for (text, expected) in cases {
+            let got = parse(text.as_bytes()).err().map(|e| e.to_string());
+            assert_eq!(got, Some(expected), "{text}");
+        }
+        // The plugin on its own names the field alike.
         assert_eq!(
-            parse(br#"{"chain": [{"plugin": "header-authorization", "config": {"header": "a", "header": "b"}}]}"#)
+            parse_json(br#"{"deny": {"headers": {"x": "1", "x": "2"}}}"#)
                 .err()
                 .map(|e| e.to_string()),
-            Some("chain[0].config.header: appears twice in one object (each key may be given once)".into())
+            Some(format!("deny.headers.x: {twice}"))
         );
     }
 
