@@ -1,15 +1,16 @@
-//! A real Envoy for a test: the config for a stack of filters, the process on
-//! free loopback ports (hot restart off, so any number run at once and none leaves
-//! shared memory behind), readiness, its log, and teardown.
+//! A real Envoy for a test: the pieces of its config (wasm filters, clusters, the
+//! bootstrap; `stack` puts them together), the process on free loopback ports
+//! (hot restart off, so any number run at once and none leaves shared memory
+//! behind), readiness, its log, and teardown.
 
 use crate::http::{Protocol, Request, Response};
 use crate::server::Server;
+use crate::stack::Form;
 use serde_json::{json, Value};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -202,119 +203,6 @@ pub fn hcm(config: &mut Value) -> &mut Value {
         ["typed_config"]
 }
 
-/// An edit of the bootstrap, see [`Stack::patch`].
-type Patch = Box<dyn FnOnce(&mut Value)>;
-
-/// The filters (and extra clusters) of one test Envoy, in chain order.
-#[derive(Default)]
-pub struct Stack {
-    filters: Vec<Value>,
-    clusters: Vec<Value>,
-    patches: Vec<Patch>,
-    concurrency: usize,
-    quiet: bool,
-}
-
-static INSTANCE: AtomicUsize = AtomicUsize::new(0);
-
-impl Stack {
-    pub fn new() -> Self {
-        Stack {
-            concurrency: 1,
-            ..Default::default()
-        }
-    }
-
-    /// Adds `plugin` with a JSON configuration.
-    pub fn plugin(self, plugin: &str, config: Value) -> Self {
-        self.plugin_raw(plugin, &config.to_string())
-    }
-
-    /// Adds `plugin` with a configuration text sent as-is.
-    pub fn plugin_raw(self, plugin: &str, configuration: &str) -> Self {
-        let name = format!("{plugin}-{}", self.filters.len());
-        self.filter(wasm_filter(&name, plugin, configuration))
-    }
-
-    /// Adds any HTTP filter entry (a native one to compare against, say).
-    pub fn filter(mut self, filter: Value) -> Self {
-        self.filters.push(filter);
-        self
-    }
-
-    pub fn cluster(mut self, cluster: Value) -> Self {
-        self.clusters.push(cluster);
-        self
-    }
-
-    /// Edits the bootstrap before Envoy starts, for what the builder does not cover:
-    /// connection-manager options ([`hcm`]), routes, an upstream that is down.
-    pub fn patch(mut self, patch: impl FnOnce(&mut Value) + 'static) -> Self {
-        self.patches.push(Box::new(patch));
-        self
-    }
-
-    /// Logs the plugins at info instead of debug: for measuring, where formatting and
-    /// writing a debug line per request would be most of what is measured.
-    pub fn quiet(mut self) -> Self {
-        self.quiet = true;
-        self
-    }
-
-    /// Worker threads (default 1, so per-worker state like caches is predictable).
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n;
-        self
-    }
-
-    /// Starts Envoy with an echo upstream behind it; panics with Envoy's log if it
-    /// does not come up.
-    pub fn start(self) -> Envoy {
-        match self.try_start() {
-            Ok(envoy) => envoy,
-            Err(log) => panic!("Envoy did not start. Its log:\n{log}"),
-        }
-    }
-
-    /// Starts Envoy, or returns its log when it refuses the config or exits.
-    pub fn try_start(self) -> Result<Envoy, String> {
-        let echo = Server::echo();
-        let mut clusters = vec![static_cluster("echo", echo.addr())];
-        clusters.extend(self.clusters);
-        let mut config = bootstrap(&self.filters, "echo", &clusters);
-        for patch in self.patches {
-            patch(&mut config);
-        }
-        let dir = target_dir().join("e2e").join(format!(
-            "{}-{}",
-            std::process::id(),
-            INSTANCE.fetch_add(1, Ordering::SeqCst)
-        ));
-        let wasm_level = if self.quiet { "info" } else { "debug" };
-        Envoy::launch_with(&dir, &config, self.concurrency, wasm_level, Some(echo))
-    }
-}
-
-/// Asserts that Envoy refuses to serve `plugin` configured with `configuration`
-/// (sent as-is): it must not start, and its log must hold one error-level line
-/// `<plugin>: invalid configuration: <expected>...`. Returns Envoy's log.
-pub fn assert_config_refused(plugin: &str, configuration: &str, expected: &str) -> String {
-    let log = match Stack::new().plugin_raw(plugin, configuration).try_start() {
-        Ok(_) => panic!("Envoy served {plugin} with {configuration:?} instead of refusing it"),
-        Err(log) => log,
-    };
-    let line = log
-        .lines()
-        .find(|l| l.contains("invalid configuration"))
-        .unwrap_or_else(|| panic!("no error line for {configuration:?}:\n{log}"));
-    assert!(line.contains("[error]"), "not at error level: {line}");
-    assert!(
-        line.contains(&format!("{plugin}: invalid configuration: {expected}")),
-        "{configuration:?}: {line}"
-    );
-    log
-}
-
 /// Signal numbers for [`end_with_parent`] (the same on every Linux architecture).
 pub const SIGKILL: i32 = 9;
 pub const SIGTERM: i32 = 15;
@@ -354,6 +242,9 @@ pub struct Envoy {
     admin: SocketAddr,
     log_path: PathBuf,
     echo: Option<Server>,
+    /// How its stack's plugins became filters (`Separate` unless a [`crate::Stack`]
+    /// said otherwise).
+    pub(crate) form: Form,
 }
 
 impl Envoy {
@@ -412,6 +303,7 @@ impl Envoy {
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_path,
             echo,
+            form: Form::Separate,
         };
         match envoy.wait_ready(&admin_path, Duration::from_secs(30)) {
             Ok(()) => Ok(envoy),
@@ -528,6 +420,17 @@ impl Envoy {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// How the plugins of this Envoy's stack were made into filters.
+    pub fn form(&self) -> Form {
+        self.form
+    }
+
+    /// The name of the gauge that holds the memory of the VM running `plugin`:
+    /// the plugin's own module's, or the chain's in the chain form.
+    pub fn memory_gauge(&self, plugin: &str) -> String {
+        self.form.memory_gauge(plugin)
     }
 
     /// Envoy's counter or gauge `name` from the admin stats, if it exists.

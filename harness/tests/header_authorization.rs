@@ -1,8 +1,8 @@
 //! header-authorization in a real Envoy: the seed's behaviour, repeated headers,
 //! custom header/values/deny response, debug logs, and configs Envoy must refuse.
 
-use harness::envoy::{bootstrap, static_cluster, target_dir, wasm_filter, LOG_WAIT};
-use harness::{assert_config_refused, Envoy, Protocol, Request, Server, Stack};
+use harness::envoy::LOG_WAIT;
+use harness::{assert_config_refused, Protocol, Request, Stack};
 use serde_json::json;
 
 const PLUGIN: &str = "header-authorization";
@@ -210,15 +210,10 @@ fn the_host_is_checked_as_authority() {
 /// decides as usual.
 #[test]
 fn decides_with_plugin_logging_off() {
-    let echo = Server::echo();
-    let filters = [wasm_filter("header-authorization-0", PLUGIN, "{}")];
-    let config = bootstrap(&filters, "echo", &[static_cluster("echo", echo.addr())]);
-    let dir = target_dir().join("e2e").join(format!(
-        "{}-header-authorization-log-off",
-        std::process::id()
-    ));
-    let envoy = Envoy::launch_with(&dir, &config, 1, "off", Some(echo))
-        .unwrap_or_else(|log| panic!("Envoy did not start:\n{log}"));
+    let envoy = Stack::new()
+        .plugin(PLUGIN, json!({}))
+        .wasm_log_level("off")
+        .start();
     for _ in 0..3 {
         assert_eq!(envoy.get("/", &[]).status, 403);
         assert_eq!(envoy.get("/", &[("allow", "false")]).status, 403);
@@ -236,7 +231,7 @@ fn the_vm_reports_its_memory_as_a_gauge() {
     let envoy = Stack::new().plugin(PLUGIN, json!({})).start();
     assert_eq!(envoy.get("/", &[("allow", "true")]).status, 200);
     let bytes = envoy
-        .stat("wasmcustom.header-authorization.wasm_memory_bytes")
+        .stat(&envoy.memory_gauge(PLUGIN))
         .expect("the gauge is defined");
     // A wasm page is 64 KiB; a configured VM holds at least its stack and data.
     assert!(bytes >= 65536 && bytes.is_multiple_of(65536), "{bytes}");

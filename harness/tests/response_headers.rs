@@ -4,7 +4,7 @@
 //! ordering with header-authorization, and configs Envoy must refuse.
 
 use harness::envoy::{hcm, static_cluster};
-use harness::{assert_config_refused, Envoy, Protocol, Request, Response, Stack};
+use harness::{assert_config_refused, Envoy, Form, Protocol, Request, Response, Stack};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 
@@ -65,9 +65,8 @@ fn seed_hello_world_on_every_response() {
         .map(str::to_string)
         .collect();
     assert!(lines.is_empty(), "{lines:?}");
-    assert!(envoy
-        .log()
-        .contains("response-headers: configuration loaded"));
+    let loaded = format!("{}: configuration loaded", envoy.form().module(PLUGIN));
+    assert!(envoy.log().contains(&loaded), "{loaded}");
 }
 
 /// Each action, on its own header, against an upstream response carrying none, one
@@ -492,11 +491,10 @@ fn a_te_response_header_is_refused_or_harmless_over_http2() {
     for action in ["set", "append", "add_if_absent"] {
         let config =
             json!({"response_headers": [{"name": "te", "value": "gzip", "action": action}]});
+        let refusal =
+            Form::from_env().refusal(PLUGIN, &config.to_string(), "response_headers[0].name: ");
         match Stack::new().plugin(PLUGIN, config).try_start() {
-            Err(log) => assert!(
-                log.contains("invalid configuration: response_headers[0].name: "),
-                "{action}: {log}"
-            ),
+            Err(log) => assert!(log.contains(&refusal), "{action}: {log}"),
             Ok(envoy) => {
                 let resp = envoy.get_over(Protocol::Http2, "/", &[]);
                 assert_eq!(resp.status, 200, "{action}: {resp:?}");
