@@ -1,7 +1,8 @@
 //! `cargo xtask test`: native unit tests, clippy, a short fuzz of every parser,
 //! then the plugins (and the test-only modules of `harness/modules/`) built to
 //! wasm and the end-to-end tests run against them in a real Envoy, over HTTP/1.1
-//! and then, for the plugins' tests, over HTTP/2 (h2c).
+//! and then, for the plugins' tests, over HTTP/2 (h2c) and with every plugin an
+//! instance of the chain module.
 
 use crate::util::{output, root, run, Result};
 use crate::{build, envoy, fuzz};
@@ -9,8 +10,9 @@ use harness::envoy::test_modules_dir;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Arguments after `--` go to both end-to-end `cargo test` passes (a test name
-/// filter, say): all the tests over HTTP/1.1, then the plugins' over HTTP/2.
+/// Arguments after `--` go to every end-to-end `cargo test` pass (a test name
+/// filter, say): all the tests over HTTP/1.1, then the plugins' over HTTP/2,
+/// then the plugins' over HTTP/1.1 in the chain form.
 pub fn run_command(args: &[String]) -> Result<()> {
     let extra: &[String] = match args.split_first() {
         None => &[],
@@ -71,7 +73,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
     let envoy = envoy::find()?;
 
     let xtask = std::env::current_exe().map_err(|e| e.to_string())?;
-    let end_to_end = |http: &str, tests: &[&str]| {
+    let end_to_end = |http: &str, form: &str, tests: &[&str]| {
         let mut command = Command::new(&cargo);
         command
             .current_dir(root())
@@ -86,9 +88,10 @@ pub fn run_command(args: &[String]) -> Result<()> {
             // The gateway tests drive `run` and `build-all` through this very binary.
             .env("XTASK_BIN", &xtask)
             .env("PLUGIN_DIST", build::dist_dir())
-            // Set even for HTTP/1.1, so a HARNESS_HTTP left in the caller's
-            // environment cannot make both passes the same protocol.
-            .env("HARNESS_HTTP", http);
+            // Set even for the defaults, so a HARNESS_HTTP or HARNESS_FORM left
+            // in the caller's environment cannot make two passes the same.
+            .env("HARNESS_HTTP", http)
+            .env("HARNESS_FORM", form);
         command
     };
 
@@ -96,7 +99,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
         "end-to-end HTTP/1.1",
         "end-to-end tests (real Envoy, HTTP/1.1)",
     );
-    let http1 = run(&mut end_to_end("1.1", &[]))
+    let http1 = run(&mut end_to_end("1.1", "separate", &[]))
         .map_err(|e| format!("end-to-end tests over HTTP/1.1: {e}"));
     // Run even when HTTP/1.1 failed: whether a failure is protocol-specific is
     // the first thing to know about it.
@@ -107,11 +110,21 @@ pub fn run_command(args: &[String]) -> Result<()> {
             HTTP2_PASS.join(", ")
         ),
     );
-    let http2 = run(&mut end_to_end("2", &HTTP2_PASS))
+    let http2 = run(&mut end_to_end("2", "separate", &HTTP2_PASS))
         .map_err(|e| format!("end-to-end tests over HTTP/2 (HARNESS_HTTP=2): {e}"));
+    phases.start(
+        "end-to-end chain",
+        &format!(
+            "end-to-end tests again with the plugins as chain instances (HTTP/1.1, \
+             HARNESS_FORM=chain): {}",
+            CHAIN_PASS.join(", ")
+        ),
+    );
+    let chain = run(&mut end_to_end("1.1", "chain", &CHAIN_PASS))
+        .map_err(|e| format!("end-to-end tests in the chain form (HARNESS_FORM=chain): {e}"));
     // Printed whether or not the end-to-end tests passed.
     println!("{}", phases.summary());
-    http1.and(http2)
+    http1.and(http2).and(chain)
 }
 
 /// The end-to-end test binaries run a second time with `HARNESS_HTTP=2`: every
@@ -126,6 +139,18 @@ const HTTP2_PASS: [&str; 5] = [
     "response_headers",
     "dispatch_auth",
     "protocols",
+];
+
+/// The end-to-end test binaries run a third time with `HARNESS_FORM=chain`,
+/// over HTTP/1.1: every plugin's, each plugin then running as an instance of the
+/// chain module, so each plugin test also checks that the chain does what
+/// separate filters do. (`chain`, in the first pass, compares the two forms
+/// directly.)
+const CHAIN_PASS: [&str; 4] = [
+    "header_authorization",
+    "basic_auth",
+    "response_headers",
+    "dispatch_auth",
 ];
 
 /// Wall time per phase, so a CI log shows where the time goes.
