@@ -429,7 +429,8 @@ fn local_replies_from_later_filters_get_the_headers() {
 /// first in the chain, and not when it comes after. Envoy passes a local reply
 /// through every response filter (the native header_mutation after the denier still
 /// adds its header), but the Wasm runtime skips a plugin whose request callback never
-/// ran: its stream context inside the VM was never created.
+/// ran: its stream context inside the VM was never created. The chain module does
+/// the same with its instances (`HARNESS_FORM=chain`).
 #[test]
 fn ordering_with_header_authorization() {
     let headers = json!({"response_headers": [{"name": "x-frame-options", "value": "DENY"}]});
