@@ -12,8 +12,8 @@
 #[path = "chain/compare.rs"]
 mod compare;
 
-use compare::{get, same_in_both_forms};
-use harness::envoy::{static_cluster, LOG_WAIT};
+use compare::{get, same_in_both_forms, same_in_both_forms_patched};
+use harness::envoy::{hcm, static_cluster, LOG_WAIT};
 use harness::{Envoy, Form, Reply, Server, Stack};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -194,6 +194,31 @@ fn dispatch_auth_in_the_middle_pauses_the_chain() {
             .header("x-seen", &["first"]),
     ];
     same_in_both_forms("dispatch-auth in the middle", &plugins, &sends);
+}
+
+/// A reply Envoy makes itself while the chain waits for an auth call (here its
+/// stream idle timeout) reaches the waiting instance and those before it, not
+/// the ones after, as with separate filters.
+#[test]
+fn a_reply_while_the_chain_waits_reaches_the_instances_that_saw_the_request() {
+    let (plugin, mut patient) = ask("a");
+    patient["timeout_ms"] = json!(5000);
+    let plugins = [mark("first"), (plugin, patient), mark("later")];
+    let sends = [
+        get("timed out", "/", &[("authorization", "Bearer stalled")])
+            .calls(1, 0)
+            .denied(504, "stream timeout")
+            .header("x-seen", &["first"]),
+        get("the next one", "/", &[("authorization", "Bearer alice")])
+            .calls(1, 0)
+            .upstream("x-req", &["first", "later"])
+            .header("x-seen", &["later", "first"]),
+    ];
+    same_in_both_forms_patched("a wait cut short", &plugins, &sends, |config| {
+        // Well inside STALLED and the call's own timeout, so the idle timeout
+        // is what ends the wait.
+        hcm(config)["stream_idle_timeout"] = json!("1s");
+    });
 }
 
 /// A request header one instance sets is what the next one checks; an instance

@@ -26,10 +26,14 @@ const VOLATILE_UPSTREAM: [&str; 1] = ["x-request-id"];
 /// instance names to reach one.
 pub const SERVICES: [&str; 2] = ["a", "b"];
 
+/// How long the auth services take over `Bearer stalled`: longer than any wait
+/// a case sets up for Envoy to give up first.
+pub const STALLED: Duration = Duration::from_secs(3);
+
 /// An auth service that reads the bearer token: `alice` and `bob` are allowed
 /// (naming the user in `x-by-<name>`; service `b` denies `bob`), `slow-alice`
-/// after 300 ms, `anon` allowed without a user, `deny` denied, `error` a 500,
-/// anything else a 401 challenge.
+/// after 300 ms, `stalled` not before [`STALLED`], `anon` allowed without a
+/// user, `deny` denied, `error` a 500, anything else a 401 challenge.
 fn auth(name: &'static str) -> Server {
     Server::start(move |req| {
         let token = req
@@ -45,6 +49,7 @@ fn auth(name: &'static str) -> Server {
                 Reply::Respond(response) => Reply::Delay(Duration::from_millis(300), response),
                 other => other,
             },
+            (_, "stalled") => Reply::Delay(STALLED, Response::default()),
             (_, "anon") => Reply::status(200),
             (_, "deny") => Reply::with(403, &[], "forbidden by policy\n"),
             (_, "error") => Reply::with(500, &[], "down\n"),
@@ -156,10 +161,13 @@ fn echoed(response: &Response) -> bool {
     serde_json::from_slice::<Value>(&response.body).is_ok_and(|doc| doc.get("headers").is_some())
 }
 
+/// An edit of the bootstrap both forms get (a connection-manager timeout, say).
+pub type Patch = fn(&mut Value);
+
 /// Starts `plugins` in `form`, with clusters `auth-a` and `auth-b` on auth
 /// services of its own.
-fn start(form: Form, plugins: &[(&str, Value)], services: &[Server]) -> Envoy {
-    let mut stack = Stack::new().form(form);
+fn start(form: Form, plugins: &[(&str, Value)], services: &[Server], patch: Patch) -> Envoy {
+    let mut stack = Stack::new().form(form).patch(patch);
     for (name, service) in SERVICES.iter().zip(services) {
         stack = stack.cluster(static_cluster(&format!("auth-{name}"), service.addr()));
     }
@@ -171,9 +179,9 @@ fn start(form: Form, plugins: &[(&str, Value)], services: &[Server]) -> Envoy {
 
 /// Sends every request of `sends` through `plugins` in `form`; returns what
 /// each came to.
-fn outcomes(form: Form, plugins: &[(&str, Value)], sends: &[Send]) -> Vec<Outcome> {
+fn outcomes(form: Form, plugins: &[(&str, Value)], sends: &[Send], patch: Patch) -> Vec<Outcome> {
     let services: Vec<Server> = SERVICES.iter().map(|name| auth(name)).collect();
-    let envoy = start(form, plugins, &services);
+    let envoy = start(form, plugins, &services, patch);
     let mut seen = Vec::new();
     for send in sends {
         let before: Vec<usize> = services.iter().map(Server::count).collect();
@@ -241,8 +249,18 @@ fn check(case: &str, send: &Send, got: &Outcome) {
 /// separate filters must answer as the case says, and the chain exactly as they
 /// did.
 pub fn same_in_both_forms(case: &str, plugins: &[(&str, Value)], sends: &[Send]) {
-    let separate = outcomes(Form::Separate, plugins, sends);
-    let chain = outcomes(Form::Chain, plugins, sends);
+    same_in_both_forms_patched(case, plugins, sends, |_| {});
+}
+
+/// [`same_in_both_forms`] with `patch` applied to both Envoys' bootstrap.
+pub fn same_in_both_forms_patched(
+    case: &str,
+    plugins: &[(&str, Value)],
+    sends: &[Send],
+    patch: Patch,
+) {
+    let separate = outcomes(Form::Separate, plugins, sends, patch);
+    let chain = outcomes(Form::Chain, plugins, sends, patch);
     for ((send, separate), chain) in sends.iter().zip(&separate).zip(&chain) {
         check(case, send, separate);
         assert_eq!(
