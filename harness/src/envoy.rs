@@ -110,13 +110,22 @@ pub fn wasm_filter_at(name: &str, module: &Path, configuration: &str) -> Value {
 }
 
 /// The `PluginConfig` inside a [`wasm_filter`] entry, to edit: its
-/// `failure_policy`, or its `vm_config` (drop `vm_id` to share a VM as Istio does).
+/// `failure_policy`, or its `vm_config` (see [`own_vm`]).
 pub fn plugin_config(filter: &mut Value) -> &mut Value {
     &mut filter["typed_config"]["config"]
 }
 
-/// The `envoy.extensions.wasm.v3.PluginConfig` for one instance: its own VM id, so
-/// instances of one module do not share state, V8, and env vars for the VM.
+/// Gives the instance of a [`wasm_filter`] entry a VM of its own, `vm_id`: for
+/// what only separate VMs show (one VM's crash leaving another running). Without
+/// it, instances of one module share a VM per worker, as in Istio.
+pub fn own_vm(filter: &mut Value, vm_id: &str) {
+    plugin_config(filter)["vm_config"]["vm_id"] = json!(vm_id);
+}
+
+/// The `envoy.extensions.wasm.v3.PluginConfig` for one instance: V8, env vars for
+/// the VM, and no `vm_id`, as Istio configures a WasmPlugin, so instances of one
+/// module with the same env share one VM per worker thread, each with a root
+/// context (and configuration) of its own.
 pub fn wasm_plugin_config(
     name: &str,
     module: &Path,
@@ -124,7 +133,6 @@ pub fn wasm_plugin_config(
     env: &[(String, String)],
 ) -> Value {
     let mut vm_config = json!({
-        "vm_id": name,
         "runtime": "envoy.wasm.runtime.v8",
         "code": {"local": {"filename": module.display().to_string()}},
     });

@@ -8,7 +8,9 @@
 //! are written to `target/e2e/crash-policy/<test>.txt`. Every test's name holds
 //! `vm_crash`, so `cargo xtask test -- vm_crash` runs just these.
 
-use harness::envoy::{hcm, plugin_config, target_dir, test_module, wasm_filter_at, LOG_WAIT};
+use harness::envoy::{
+    hcm, own_vm, plugin_config, target_dir, test_module, wasm_filter_at, LOG_WAIT,
+};
 use harness::{Envoy, Response, Stack};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -51,6 +53,7 @@ const GIB_KB: u64 = 1 << 20;
 fn trap(name: &str, policy: &str) -> Value {
     let mut filter = wasm_filter_at(name, &test_module("trap"), name);
     plugin_config(&mut filter)["failure_policy"] = json!(policy);
+    own_vm(&mut filter, name);
     filter
 }
 
