@@ -2,6 +2,7 @@
 
 mod bench;
 mod build;
+mod build_all;
 mod envoy;
 mod fuzz;
 mod gateway;
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("build-all") => build::run_command(&args[1..]),
+        Some("build-all") => build_all::run_command(&args[1..]),
         Some("run") => run::run_command(&args[1..]),
         Some("test") => test::run_command(&args[1..]),
         Some("bench") => bench::run_command(&args[1..]),

@@ -411,7 +411,7 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        crate::build::run_command(&args)
+        crate::build_all::run_command(&args)
     }
 
     fn fake_modules(dir: &Path) -> PathBuf {

@@ -8,9 +8,11 @@
 //! [`Checked::passive`] (never denies) or [`Checked::auth_cluster`] (calls a cluster).
 //! A test checks that every directory under `plugins/` has its entry here.
 
-use crate::run::DEMO_TOKEN;
 use common::ConfigError;
 use serde_json::Value;
+
+/// What `run`'s demo auth service allows, so what gets past a plugin that calls one.
+pub const DEMO_TOKEN: &str = "Bearer demo";
 
 /// What xtask learns from a valid config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 
 use crate::build::{self, module_info, module_path};
 use crate::gateway::{self, Gateway};
+use crate::plugins::DEMO_TOKEN;
 use crate::util::{Args, Result};
 use crate::{envoy, util};
 use harness::envoy::target_dir;
@@ -24,8 +25,6 @@ use std::time::{Duration, Instant, SystemTime};
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const ECHO: &str = "echo";
 const POLL: Duration = Duration::from_millis(200);
-/// What the demo auth service allows.
-pub const DEMO_TOKEN: &str = "Bearer demo";
 
 struct Options {
     gateways: PathBuf,
