@@ -112,7 +112,7 @@ impl Stack {
     /// listener naming a filter or cluster it cannot find.
     pub fn apply(&mut self, gateway: &Gateway) -> Result<Changed> {
         let chain = gateway.chain();
-        if chain.iter().any(|i| i.checked.auth_cluster.is_some()) && self.auth.is_none() {
+        if chain.iter().any(|i| !i.checked.auth_clusters.is_empty()) && self.auth.is_none() {
             self.auth = Some(demo_auth_service());
         }
         let auth_addr = self.auth.as_ref().map(Server::addr);
@@ -344,7 +344,7 @@ fn clusters(
     let mut clusters = vec![static_cluster(ECHO, echo)];
     let names: BTreeSet<&str> = chain
         .iter()
-        .filter_map(|i| i.checked.auth_cluster.as_deref())
+        .flat_map(|i| i.checked.auth_clusters.iter().map(String::as_str))
         .collect();
     for name in names {
         if name == ECHO {
