@@ -29,7 +29,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
     let plugins = if gateways.is_empty() {
         build::plugins()?
     } else {
-        let mut used: Vec<String> = gateways.iter().flat_map(Gateway::plugins).collect();
+        let mut used: Vec<String> = gateways.iter().flat_map(Gateway::modules).collect();
         used.sort();
         used.dedup();
         used

@@ -2,6 +2,7 @@
 //! configuration. Loading checks every field, each instance's config with the
 //! plugin's own config type, and orders the instances the way Istio chains them.
 
+pub mod fuse;
 mod parse;
 
 use crate::plugins::Checked;
@@ -27,6 +28,9 @@ pub struct Gateway {
     pub namespace: String,
     pub target: Target,
     pub url: Url,
+    /// `chain`: fuse consecutive instances that can share a filter into one chain
+    /// filter (each instance may say otherwise); see [`fuse`].
+    pub chain: bool,
     /// Plugin instances in file order; [`Gateway::chain`] gives Envoy's order.
     pub instances: Vec<Instance>,
 }
@@ -155,6 +159,9 @@ pub struct Instance {
     pub matches: Option<Value>,
     pub image_pull_policy: Option<String>,
     pub image_pull_secret: Option<String>,
+    /// `chain`: whether it may be fused with its neighbours, when it says so
+    /// (`None`: as the gateway says).
+    pub chain: Option<bool>,
     /// What the plugin's config type said about the config.
     pub checked: Checked,
 }
@@ -185,9 +192,20 @@ impl Gateway {
         chain
     }
 
-    /// The distinct plugins this gateway uses, sorted.
-    pub fn plugins(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.instances.iter().map(|i| i.plugin.clone()).collect();
+    /// Its filters in chain order: the instances, consecutive ones fused into
+    /// chains where the gateway file asks and they can share one.
+    pub fn filters(&self) -> fuse::Plan<'_> {
+        fuse::plan(self)
+    }
+
+    /// The distinct modules its filters run (plugins, and the chain's), sorted.
+    pub fn modules(&self) -> Vec<String> {
+        let plan = self.filters();
+        let mut names: Vec<String> = plan
+            .filters
+            .iter()
+            .map(|f| f.module().to_string())
+            .collect();
         names.sort();
         names.dedup();
         names

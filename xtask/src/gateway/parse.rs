@@ -1,7 +1,7 @@
 //! Reading a gateway file: every field checked, with errors that name it, and each
 //! instance's config parsed by its plugin's own config type.
 
-use super::{EnvVar, FailStrategy, Gateway, Instance, Phase, Target, Url, PULL_POLICIES};
+use super::{fuse, EnvVar, FailStrategy, Gateway, Instance, Phase, Target, Url, PULL_POLICIES};
 use crate::plugins;
 use crate::yaml;
 use common::config::{Fields, Node};
@@ -75,6 +75,7 @@ pub fn parse(file: &Path, display: &str, text: &str) -> Result<Gateway, String> 
         .map(|n| n.non_empty_str().map(str::to_string))
         .transpose()
         .map_err(err)?;
+    let chain = fields.opt_bool("chain").map_err(err)?.unwrap_or(false);
     let plugins_node = fields.require("plugins").map_err(err)?;
     fields.finish().map_err(err)?;
 
@@ -99,15 +100,19 @@ pub fn parse(file: &Path, display: &str, text: &str) -> Result<Gateway, String> 
         }
         instances.push(instance);
     }
-    Ok(Gateway {
+    let gateway = Gateway {
         file: file.to_path_buf(),
         display: display.to_string(),
         name,
         namespace,
         target,
         url,
+        chain,
         instances,
-    })
+    };
+    // Each chain's pluginConfig, parsed as the chain module will parse it.
+    fuse::check(&gateway)?;
+    Ok(gateway)
 }
 
 fn parse_instance(
@@ -184,6 +189,7 @@ fn parse_instance(
         .transpose()
         .map_err(err)?
         .or_else(|| gateway_pull_secret.clone());
+    let chain = fields.opt_bool("chain").map_err(err)?;
     fields.finish().map_err(err)?;
     Ok(Instance {
         index,
@@ -197,6 +203,7 @@ fn parse_instance(
         matches,
         image_pull_policy,
         image_pull_secret,
+        chain,
         checked,
     })
 }

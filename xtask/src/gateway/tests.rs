@@ -236,7 +236,7 @@ pub const BAD: &[(&str, &str, &str)] = &[
         (
             "unknown instance field",
             "  - {plugin: header-authorization, name: two, priorty: 1}\n",
-            "plugins[1] (two): priorty: unknown field (known fields: config, env, failStrategy, imagePullPolicy, imagePullSecret, match, name, phase, plugin, priority)",
+            "plugins[1] (two): priorty: unknown field (known fields: chain, config, env, failStrategy, imagePullPolicy, imagePullSecret, match, name, phase, plugin, priority)",
         ),
         (
             "bad instance name",
@@ -315,7 +315,7 @@ pub const BAD_FILES: &[(&str, &str, &str)] = &[
         (
             "unknown gateway field",
             "name: gw\nnamespace: d\nselector: {a: b}\nurl: oci://r/p\nplugin: []\nplugins: [{plugin: header-authorization}]\n",
-            "plugin: unknown field (known fields: imagePullPolicy, imagePullSecret, name, namespace, plugins, selector, targetRefs, url)",
+            "plugin: unknown field (known fields: chain, imagePullPolicy, imagePullSecret, name, namespace, plugins, selector, targetRefs, url)",
         ),
         (
             "target ref without a group",
@@ -327,7 +327,12 @@ pub const BAD_FILES: &[(&str, &str, &str)] = &[
             "name: gw\nplugins: [\n",
             "invalid YAML: while parsing a node, did not find expected node content at byte 20 line 3 column 1",
         ),
-        ("empty file", "", "expected an object, got null"),
+        (
+        "gateway chain not a boolean",
+        "name: gw\nnamespace: d\nselector: {a: b}\nurl: oci://r/p\nchain: 1\nplugins: [{plugin: header-authorization}]\n",
+        "chain: expected a boolean, got a number",
+    ),
+    ("empty file", "", "expected an object, got null"),
     ];
 
 #[test]

@@ -72,7 +72,7 @@ impl Stack {
     /// Makes sure every plugin `gateway` uses has a module: built from source (when
     /// `rebuild`, or when one is missing) or read from `--modules`.
     pub fn prepare_modules(&mut self, gateway: &Gateway, rebuild: bool) -> Result<()> {
-        let plugins = gateway.plugins();
+        let plugins = gateway.modules();
         let missing = plugins.iter().any(|p| !self.modules.contains_key(p));
         let source = match &self.prebuilt {
             Some(dir) => dir.clone(),
