@@ -61,13 +61,28 @@ pub fn run_command(args: &[String]) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     for (gateway, files) in gateways.iter().zip(&rendered) {
         manifests::write(&out, &gateway.name, files)?;
+        let plan = gateway.filters();
+        let chains = plan.filters.iter().filter(|f| f.is_chain()).count();
+        let fused = match chains {
+            0 => String::new(),
+            n => format!(
+                " ({} instances, {} fused into {n} chain{})",
+                gateway.instances.len(),
+                plan.fused(),
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        let count = files.len() - 1;
         println!(
-            "{}/{}/: {} WasmPlugins from {}",
+            "{}/{}/: {count} WasmPlugin{} from {}{fused}",
             gateway::display(&out),
             gateway.name,
-            files.len() - 1,
+            if count == 1 { "" } else { "s" },
             gateway.display
         );
+        for line in plan.report() {
+            println!("  {line}");
+        }
     }
     Ok(())
 }

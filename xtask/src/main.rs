@@ -25,7 +25,8 @@ usage: cargo xtask <command>
 commands:
   build-all [--gateways PATH] [--gateway NAME] [--out DIR] [--modules DIR]
                build the plugins the gateway files use (all when there are none)
-               to target/dist/<plugin>.wasm (+ .sha256), then write each gateway's
+               (and chain.wasm when a gateway fuses instances into chains) to
+               target/dist/<plugin>.wasm (+ .sha256), then write each gateway's
                Istio WasmPlugins to manifests/<gateway>/ (gateway files: PATH, a
                file or a directory, default examples/gateways; --modules DIR: use
                prebuilt modules DIR/<plugin>.wasm instead of building)
