@@ -166,16 +166,6 @@ pub struct Instance {
     pub checked: Checked,
 }
 
-impl Instance {
-    /// The `pluginConfig` as the JSON text Envoy hands to the plugin.
-    pub fn config_json(&self) -> String {
-        self.config
-            .as_ref()
-            .map(Value::to_string)
-            .unwrap_or_default()
-    }
-}
-
 /// Istio's order: phase, then priority (highest first), then name.
 pub fn chain_order(a: &Instance, b: &Instance) -> Ordering {
     a.phase

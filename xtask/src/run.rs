@@ -10,6 +10,7 @@
 mod stack;
 mod watch;
 
+use crate::build::CHAIN;
 use crate::envoy;
 use crate::gateway::{self, Gateway};
 use crate::plugins::DEMO_TOKEN;
@@ -162,39 +163,86 @@ fn stop_on_signals() {
 
 #[cfg(not(unix))]
 fn stop_on_signals() {}
+
+/// The filters in chain order, a chain's instances in brackets: `a -> [b c] -> d`.
 fn chain_names(gateway: &Gateway) -> String {
-    gateway
-        .chain()
+    let plan = gateway.filters();
+    let names: Vec<String> = plan
+        .filters
         .iter()
-        .map(|i| i.name.as_str())
-        .collect::<Vec<_>>()
-        .join(" -> ")
+        .map(|f| {
+            if f.is_chain() {
+                format!("[{}]", f.names(" "))
+            } else {
+                f.names("")
+            }
+        })
+        .collect();
+    names.join(" -> ")
 }
 
-/// What `run` started and how to try it: the chain, the servers, curl commands.
+/// What `run` started and how to try it: the filters (each chain with its
+/// instances, and why neighbours were not fused), the servers, curl commands.
 fn print(stack: &Stack, gateway: &Gateway, envoy: &Envoy) {
     let url = format!("http://{}", envoy.addr());
+    let plan = gateway.filters();
+    let chains = plan.filters.iter().filter(|f| f.is_chain()).count();
+    let fused = match chains {
+        0 => String::new(),
+        n => format!(
+            " ({} instances fused into {n} chain filter{})",
+            plan.fused(),
+            if n == 1 { "" } else { "s" }
+        ),
+    };
     println!(
-        "\ngateway {} ({}): filters in chain order",
+        "\ngateway {} ({}): filters in chain order{fused}",
         gateway.name, gateway.display
     );
-    let chain = gateway.chain();
-    let width = chain.iter().map(|i| i.name.len()).max().unwrap_or(0);
-    for (n, i) in chain.iter().enumerate() {
-        let matches = if i.matches.is_some() {
-            "  (match is Istio's: run applies the filter to all traffic)"
+    let width = gateway
+        .instances
+        .iter()
+        .map(|i| i.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut n = 0;
+    let mut splits = plan.splits.iter();
+    for filter in &plan.filters {
+        let indent = if filter.is_chain() {
+            println!(
+                "  chain {}: one filter running {CHAIN}.wasm",
+                stack::envoy_name(gateway, filter)
+            );
+            "    "
         } else {
-            ""
+            "  "
         };
-        println!(
-            "  {}. {:<width$}  {:<22} {:<17} priority {:<6} {}{matches}",
-            n + 1,
-            i.name,
-            i.plugin,
-            i.phase.as_str(),
-            i.priority,
-            i.fail_strategy.as_str(),
-        );
+        for i in &filter.instances {
+            n += 1;
+            let matches = if i.matches.is_some() {
+                "  (match is Istio's: run applies the filter to all traffic)"
+            } else {
+                ""
+            };
+            println!(
+                "{indent}{n}. {:<width$}  {:<22} {:<17} priority {:<6} {}{matches}",
+                i.name,
+                i.plugin,
+                i.phase.as_str(),
+                i.priority,
+                i.fail_strategy.as_str(),
+            );
+        }
+        if n < gateway.instances.len() {
+            if let Some(split) = splits.next().filter(|s| s.wanted(gateway)) {
+                println!(
+                    "  ({} not fused with {}: {})",
+                    split.after.name,
+                    split.before.name,
+                    split.reasons()
+                );
+            }
+        }
     }
     println!("  -> echo upstream http://{}", stack.echo_addr);
     if let Some(auth) = &stack.auth {
@@ -215,9 +263,10 @@ fn print(stack: &Stack, gateway: &Gateway, envoy: &Envoy) {
         gateway::display(&stack.log_path())
     );
 }
+
 /// Curl commands that show each plugin at work: with no headers, then adding what
-/// gets past each denying filter in chain order, ending with a request the whole
-/// chain lets through to the echo upstream.
+/// gets past each denying instance in chain order (inside a chain as well),
+/// ending with a request the whole chain lets through to the echo upstream.
 pub fn curl_commands(url: &str, gateway: &Gateway) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut commands = Vec::new();
@@ -296,5 +345,12 @@ plugins:
             .map(|(c, n)| (c.as_str(), n.as_str()))
             .collect();
         assert_eq!(got, expected);
+        // Fused, the instances are walked the same: each still denies on its own.
+        let fused = GW
+            .replace("plugins:", "chain: true\nplugins:")
+            .replace("    phase: AUTHZ\n", "    phase: AUTHN\n    priority: -1\n    failStrategy: FAIL_OPEN\n    env: [{name: A, value: '1'}, {name: PATH, valueFrom: HOST}]\n");
+        let fused = gateway(&fused);
+        assert_eq!(fused.filters().filters.len(), 1);
+        assert_eq!(curl_commands("http://127.0.0.1:1", &fused), commands);
     }
 }

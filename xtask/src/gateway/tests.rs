@@ -72,7 +72,7 @@ fn defaults_are_istios() {
     assert_eq!(i.priority, 0);
     assert_eq!(i.fail_strategy, FailStrategy::FailClose);
     assert_eq!(i.config, None);
-    assert_eq!(i.config_json(), "");
+    assert_eq!(g.filters().filters[0].config_json(), "");
     assert_eq!(
         g.target,
         Target::Selector(vec![("app".into(), "web".into())])
@@ -156,7 +156,7 @@ plugins:
     let i = &g.instances[0];
     assert_eq!((i.phase, i.priority), (Phase::Authz, i32::MAX));
     assert_eq!(i.fail_strategy, FailStrategy::FailReload);
-    assert_eq!(i.config_json(), r#"{"header":"x-team"}"#);
+    assert_eq!(i.config, Some(serde_json::json!({"header": "x-team"})));
     let env: Vec<(&str, Option<&str>)> = i
         .env
         .iter()

@@ -5,12 +5,14 @@
 
 use super::chain_names;
 use crate::build::{self, module_info, module_path};
+use crate::gateway::fuse::Filter;
 use crate::gateway::{self, Gateway};
-use crate::plugins::DEMO_TOKEN;
+use crate::plugins::{Checked, DEMO_TOKEN};
 use crate::util::Result;
 use harness::envoy::{bootstrap, static_cluster, wasm_plugin_config};
 use harness::{Envoy, Reply, Request, Server};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -111,22 +113,23 @@ impl Stack {
     /// extension config, then the listener that chains them, so Envoy never sees a
     /// listener naming a filter or cluster it cannot find.
     pub fn apply(&mut self, gateway: &Gateway) -> Result<Changed> {
-        let chain = gateway.chain();
-        if chain.iter().any(|i| !i.checked.auth_clusters.is_empty()) && self.auth.is_none() {
+        let plan = gateway.filters();
+        let checked: Vec<Checked> = plan.filters.iter().map(Filter::checked).collect();
+        if checked.iter().any(|c| !c.auth_clusters.is_empty()) && self.auth.is_none() {
             self.auth = Some(demo_auth_service());
         }
         let auth_addr = self.auth.as_ref().map(Server::addr);
-        let clusters = clusters(&chain, self.echo_addr, auth_addr)?;
+        let clusters = clusters(&checked, self.echo_addr, auth_addr)?;
         let mut inline = Vec::new();
         let mut discovered = Vec::new();
         let mut ecds = Vec::new();
-        for instance in &chain {
-            let name = format!("{}-{}", gateway.name, instance.name);
+        for filter in &plan.filters {
+            let name = envoy_name(gateway, filter);
             let module = self
                 .modules
-                .get(&instance.plugin)
-                .ok_or_else(|| format!("no module for {}", instance.plugin))?;
-            let config = plugin_config(&name, instance, module);
+                .get(filter.module())
+                .ok_or_else(|| format!("no module for {}", filter.module()))?;
+            let config = plugin_config(&name, filter, module);
             let typed_config = json!({"@type": WASM_TYPE, "config": config});
             inline.push(json!({"name": name, "typed_config": typed_config}));
             let file = self.xds(&format!("ecds-{name}.json"));
@@ -312,9 +315,25 @@ fn file_source(path: &Path) -> Value {
     })
 }
 
-/// The Envoy `PluginConfig` of one instance: its pluginConfig JSON, env vars for the
-/// VM (inline values, and the host's own for `valueFrom: HOST`), failure policy.
-fn plugin_config(name: &str, instance: &gateway::Instance, module: &Path) -> Value {
+/// A filter's name in Envoy: a plain instance's is its WasmPlugin's; a chain's is
+/// its WasmPlugin's and a digest of its instances' names in order. A change of a
+/// chain's instances is then a new filter, swapped in with the listener, and never
+/// a rewrite of one that connections on the old listener still run, which would
+/// run an instance twice or skip it until they close.
+pub fn envoy_name(gateway: &Gateway, filter: &Filter) -> String {
+    let name = filter.name(&gateway.name);
+    if !filter.is_chain() {
+        return name;
+    }
+    let digest = build::hex(&Sha256::digest(filter.names(",").as_bytes()));
+    format!("{name}+{}", digest.get(..8).unwrap_or(&digest))
+}
+
+/// The Envoy `PluginConfig` of one filter: its pluginConfig JSON (a chain's list of
+/// instances), env vars for the VM (inline values, and the host's own for
+/// `valueFrom: HOST`), failure policy.
+fn plugin_config(name: &str, filter: &Filter, module: &Path) -> Value {
+    let instance = filter.first();
     let inline: Vec<(String, String)> = instance
         .env
         .iter()
@@ -326,7 +345,7 @@ fn plugin_config(name: &str, instance: &gateway::Instance, module: &Path) -> Val
         .filter(|v| v.value.is_none())
         .map(|v| v.name.as_str())
         .collect();
-    let mut config = wasm_plugin_config(name, module, &instance.config_json(), &inline);
+    let mut config = wasm_plugin_config(name, module, &filter.config_json(), &inline);
     if !host.is_empty() {
         config["vm_config"]["environment_variables"]["host_env_keys"] = json!(host);
     }
@@ -335,16 +354,12 @@ fn plugin_config(name: &str, instance: &gateway::Instance, module: &Path) -> Val
 }
 
 /// The echo upstream's cluster, and one cluster for each auth cluster name the
-/// plugins call, all pointing at the demo auth service.
-fn clusters(
-    chain: &[&gateway::Instance],
-    echo: SocketAddr,
-    auth: Option<SocketAddr>,
-) -> Result<Vec<Value>> {
+/// filters call, all pointing at the demo auth service.
+fn clusters(filters: &[Checked], echo: SocketAddr, auth: Option<SocketAddr>) -> Result<Vec<Value>> {
     let mut clusters = vec![static_cluster(ECHO, echo)];
-    let names: BTreeSet<&str> = chain
+    let names: BTreeSet<&str> = filters
         .iter()
-        .flat_map(|i| i.checked.auth_clusters.iter().map(String::as_str))
+        .flat_map(|c| c.auth_clusters.iter().map(String::as_str))
         .collect();
     for name in names {
         if name == ECHO {
@@ -489,7 +504,11 @@ plugins:
     #[test]
     fn plugin_config_carries_config_env_and_failure_policy() {
         let g = gateway(GW);
-        let tenant = g.chain()[0];
+        let plan = g.filters();
+        let [tenant, team] = plan.filters.as_slice() else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(envoy_name(&g, tenant), "gw-tenant");
         let config = plugin_config("gw-tenant", tenant, Path::new("/m/h.wasm"));
         assert_eq!(config["name"], "gw-tenant");
         assert_eq!(config["failure_policy"], "FAIL_OPEN");
@@ -506,10 +525,58 @@ plugins:
             config["vm_config"]["environment_variables"],
             json!({"key_values": {"A": "1"}, "host_env_keys": ["PATH"]})
         );
-        let team = g.chain()[1];
         let config = plugin_config("gw-team", team, Path::new("/m/h.wasm"));
         assert_eq!(config["failure_policy"], "FAIL_CLOSED");
         assert!(config["vm_config"].get("environment_variables").is_none());
+    }
+
+    /// GW with both instances in AUTHN, FAIL_OPEN, one env: fused when asked.
+    fn fusable(chain: &str) -> String {
+        GW.replace("plugins:", &format!("{chain}plugins:"))
+            .replace(
+                "    phase: AUTHZ\n",
+                "    phase: AUTHN\n    priority: -1\n    failStrategy: FAIL_OPEN\n    env: [{name: PATH, valueFrom: HOST}, {name: A, value: '1'}]\n",
+            )
+    }
+
+    #[test]
+    fn a_chain_is_one_filter_named_after_its_instances() {
+        let g = gateway(&fusable("chain: true\n"));
+        let plan = g.filters();
+        let [chain] = plan.filters.as_slice() else {
+            panic!("{plan:?}")
+        };
+        let name = envoy_name(&g, chain);
+        // The WasmPlugin's name, and a digest of tenant,team.
+        let digest = build::hex(&Sha256::digest(b"tenant,team"));
+        assert_eq!(name, format!("gw-tenant+{}", &digest[..8]));
+        let config = plugin_config(&name, chain, Path::new("/m/chain.wasm"));
+        assert_eq!(config["vm_config"]["vm_id"], name.as_str());
+        assert_eq!(config["failure_policy"], "FAIL_OPEN");
+        assert_eq!(
+            config["vm_config"]["environment_variables"],
+            json!({"key_values": {"A": "1"}, "host_env_keys": ["PATH"]})
+        );
+        let value: Value =
+            serde_json::from_str(config["configuration"]["value"].as_str().unwrap()).unwrap();
+        assert_eq!(value, chain.config().unwrap());
+        assert_eq!(value["chain"][1]["name"], "team");
+        // Another membership is another filter; other configs are the same filter.
+        let reordered = gateway(&fusable("chain: true\n").replace("priority: -1", "priority: 1"));
+        let plan = reordered.filters();
+        assert_eq!(plan.filters[0].names(","), "team,tenant");
+        assert_ne!(envoy_name(&reordered, &plan.filters[0]), name);
+        let edited = gateway(&fusable("chain: true\n").replace("red, blue", "green"));
+        assert_eq!(envoy_name(&edited, &edited.filters().filters[0]), name);
+        // Without chain: true, the same instances are two plain filters.
+        let apart = gateway(&fusable(""));
+        let names: Vec<String> = apart
+            .filters()
+            .filters
+            .iter()
+            .map(|f| envoy_name(&apart, f))
+            .collect();
+        assert_eq!(names, ["gw-tenant", "gw-team"]);
     }
 
     #[test]
@@ -522,13 +589,19 @@ plugins:
                 .map(|c| c["name"].as_str().unwrap().to_string())
                 .collect()
         };
-        assert_eq!(names(&clusters(&g.chain(), echo, None).unwrap()), ["echo"]);
+        let checked = |g: &Gateway| -> Vec<Checked> {
+            g.filters().filters.iter().map(Filter::checked).collect()
+        };
+        assert_eq!(
+            names(&clusters(&checked(&g), echo, None).unwrap()),
+            ["echo"]
+        );
         // What dispatch-auth's registry entry reports for `cluster: ...`.
         let cluster = "outbound|8080||auth.default.svc.cluster.local";
         for i in &mut g.instances {
             i.checked = Checked::auth_cluster(cluster.into());
         }
-        let made = clusters(&g.chain(), echo, Some(auth)).unwrap();
+        let made = clusters(&checked(&g), echo, Some(auth)).unwrap();
         assert_eq!(names(&made), ["echo", cluster]);
         assert_eq!(made[1], static_cluster(cluster, auth));
         let commands = curl_commands("http://h", &g);
@@ -536,7 +609,13 @@ plugins:
             commands.last().unwrap().0,
             "curl -i http://h/ -H 'authorization: Bearer demo'"
         );
+        // A chain calls each of its instances' clusters.
+        let mut fused = gateway(&fusable("chain: true\n"));
+        fused.instances[0].checked = Checked::auth_cluster("one".into());
+        fused.instances[1].checked = Checked::auth_cluster("two".into());
+        let made = clusters(&checked(&fused), echo, Some(auth)).unwrap();
+        assert_eq!(names(&made), ["echo", "one", "two"]);
         g.instances[0].checked = Checked::auth_cluster(ECHO.into());
-        assert!(clusters(&g.chain(), echo, Some(auth)).is_err());
+        assert!(clusters(&checked(&g), echo, Some(auth)).is_err());
     }
 }
