@@ -23,12 +23,14 @@ fn groups(plan: &Plan) -> String {
 }
 
 const ON: &str = "chain: true\n";
+
+/// (case, gateway lines, instances, filters, report)
+type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a str, &'a [&'a str]);
 const H: &str = "plugin: header-authorization";
 
 #[test]
 fn which_instances_fuse_and_why_not() {
-    // (case, gateway lines, instances, filters, report)
-    let cases: &[(&str, &str, &[&str], &str, &[&str])] = &[
+    let cases: &[Case] = &[
         (
             "off by default: today's filters, nothing to say",
             "",
