@@ -83,6 +83,13 @@ pub fn run_command(args: &[String]) -> Result<()> {
         for line in plan.report() {
             println!("  {line}");
         }
+        for (module, filters) in plan.env_clashes() {
+            println!(
+                "  note: {} run {module}.wasm with different vmConfig.env; in Istio they \
+                 share one VM per worker, which sees one of those sets only",
+                filters.join(", ")
+            );
+        }
     }
     Ok(())
 }

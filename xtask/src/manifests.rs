@@ -8,6 +8,7 @@
 use crate::gateway::fuse::Filter;
 use crate::gateway::{Gateway, Target};
 use crate::yaml::{self, Node};
+use serde_json::json;
 use std::path::Path;
 
 /// The comment every generated file opens with.
@@ -119,7 +120,25 @@ fn wasm_plugin(
             .collect();
         spec.push(("vmConfig", Node::map([("env", Node::List(env))])));
     }
-    if let Some(config) = filter.config() {
+    if filter.is_chain() {
+        // The chain's list as Filter::config has it, each entry's fields in the
+        // order they read best (plugin, name, config), not sorted.
+        let entries = filter
+            .instances
+            .iter()
+            .map(|i| {
+                Node::map([
+                    ("plugin", Node::str(&i.plugin)),
+                    ("name", Node::str(&i.name)),
+                    (
+                        "config",
+                        Node::Json(i.config.clone().unwrap_or_else(|| json!({}))),
+                    ),
+                ])
+            })
+            .collect();
+        spec.push(("pluginConfig", Node::map([("chain", Node::List(entries))])));
+    } else if let Some(config) = filter.config() {
         spec.push(("pluginConfig", Node::Json(config)));
     }
     Ok(Node::map([

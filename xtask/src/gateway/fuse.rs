@@ -218,6 +218,34 @@ impl Plan<'_> {
         lines
     }
 
+    /// The modules its filters run with different env vars, each with those
+    /// filters: Istio sets no `vm_id`, so the WasmPlugins of one module share one
+    /// VM per worker, and a VM has one set of env vars (whichever WasmPlugin's
+    /// created it).
+    pub fn env_clashes(&self) -> Vec<(String, Vec<String>)> {
+        let mut modules: Vec<&str> = self.filters.iter().map(Filter::module).collect();
+        modules.sort_unstable();
+        modules.dedup();
+        modules
+            .into_iter()
+            .filter_map(|module| {
+                let filters: Vec<&Filter> = self
+                    .filters
+                    .iter()
+                    .filter(|f| f.module() == module)
+                    .collect();
+                let first = sorted_env(filters.first()?.first());
+                filters
+                    .iter()
+                    .any(|f| sorted_env(f.first()) != first)
+                    .then(|| {
+                        let names = filters.iter().map(|f| f.name(&self.gateway.name));
+                        (module.to_string(), names.collect())
+                    })
+            })
+            .collect()
+    }
+
     /// How many of its instances are fused into chains.
     pub fn fused(&self) -> usize {
         self.filters

@@ -301,3 +301,42 @@ fn each_chain_config_is_parsed_by_the_chain_module_too() {
         Err("plugins[0] (a): chain: chain[1] (b): deny.status: must be 200..=599, got 700".into())
     );
 }
+
+#[test]
+fn filters_of_one_module_with_different_env_are_named() {
+    let g = gateway(
+        ON,
+        &[
+            &format!("{H}, name: a, phase: AUTHN, env: [{{name: A, value: '1'}}]"),
+            &format!("{H}, name: b, phase: AUTHN, env: [{{name: A, value: '1'}}]"),
+            &format!("{H}, name: c, phase: AUTHZ"),
+            &format!("{H}, name: d, phase: AUTHZ"),
+            &format!("{H}, name: e, phase: STATS, failStrategy: FAIL_OPEN"),
+            "plugin: basic-auth, name: f, env: [{name: B, value: '2'}], config: {basic_auth_rules: [{prefix: /, request_methods: [GET], credentials: ['u:p']}]}",
+        ],
+    );
+    // a+b is a chain with env A; c+d another without: one module, two envs. The
+    // header-authorization filter e and basic-auth f are alone in their modules.
+    assert_eq!(groups(&g.filters()), "a+b, c+d, e, f");
+    assert_eq!(
+        g.filters().env_clashes(),
+        [(
+            "chain".to_string(),
+            vec!["gw-a".to_string(), "gw-c".to_string()]
+        )]
+    );
+    let apart = gateway(
+        "",
+        &[
+            &format!("{H}, name: a, env: [{{name: A}}]"),
+            &format!("{H}, name: b"),
+        ],
+    );
+    assert_eq!(
+        apart.filters().env_clashes(),
+        [(
+            "header-authorization".to_string(),
+            vec!["gw-a".to_string(), "gw-b".to_string()]
+        )]
+    );
+}
