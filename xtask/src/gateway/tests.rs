@@ -47,6 +47,23 @@ fn example_gateways_load_and_chain_by_phase_priority_name() {
         plugins,
         ["response-headers", "basic-auth", "header-authorization"]
     );
+    // ingress fuses its instances into two chains; internal keeps them apart.
+    let filters: Vec<String> = gateways[0]
+        .filters()
+        .filters
+        .iter()
+        .map(|f| f.names("+"))
+        .collect();
+    assert_eq!(
+        filters,
+        [
+            "security-headers+tenant+admin-basic-auth",
+            "ext-auth+team",
+            "api-version"
+        ]
+    );
+    assert_eq!(gateways[1].filters().filters.len(), 3);
+    assert!(gateways[1].filters().report().is_empty());
     assert_eq!(
         gateways[0].display,
         Path::new("examples/gateways/ingress.yaml")

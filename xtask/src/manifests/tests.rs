@@ -64,9 +64,140 @@ fn committed_manifests_are_what_the_example_gateways_generate() {
     }
 }
 
-#[test]
-fn ingress_manifests_carry_every_field() {
+/// The example ingress as it is (`chain: true`), and the same file with
+/// `chain: false`: one WasmPlugin per instance.
+fn ingress(chain: bool) -> Gateway {
     let gateway = select(&default_dir(), Some("ingress")).unwrap().remove(0);
+    if chain {
+        return gateway;
+    }
+    let text = std::fs::read_to_string(&gateway.file).unwrap();
+    assert!(text.contains("\nchain: true\n"));
+    let dir = scratch("xtask-ingress-apart");
+    let file = dir.join("ingress.yaml");
+    std::fs::write(&file, text.replace("\nchain: true\n", "\nchain: false\n")).unwrap();
+    select(&file, None).unwrap().remove(0)
+}
+
+#[test]
+fn ingress_manifests_are_two_chains_and_api_version() {
+    let gateway = ingress(true);
+    let files = render(&gateway, &no_sha).unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "security-headers.yaml",
+            "ext-auth.yaml",
+            "api-version.yaml",
+            "kustomization.yaml"
+        ]
+    );
+    assert_eq!(
+        doc(&files, "kustomization.yaml"),
+        json!({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": "istio-system",
+            "resources": ["security-headers.yaml", "ext-auth.yaml", "api-version.yaml"],
+        })
+    );
+    let chain_url = format!(
+        "oci://registry.example.com/mesh-plugins/chain:{}",
+        version()
+    );
+    let selector = json!({"matchLabels": {"istio": "ingressgateway"}});
+    let config = |name: &str| {
+        gateway
+            .instances
+            .iter()
+            .find(|i| i.name == name)
+            .and_then(|i| i.config.clone())
+            .unwrap()
+    };
+    // The config of each instance is the gateway file's, unchanged.
+    assert_eq!(
+        doc(&files, "security-headers.yaml"),
+        json!({
+            "apiVersion": "extensions.istio.io/v1alpha1",
+            "kind": "WasmPlugin",
+            "metadata": {"name": "ingress-security-headers", "namespace": "istio-system"},
+            "spec": {
+                "selector": selector,
+                "url": chain_url,
+                "imagePullPolicy": "IfNotPresent",
+                "type": "HTTP",
+                "phase": "AUTHN",
+                "priority": 1000,
+                "failStrategy": "FAIL_RELOAD",
+                "pluginConfig": {"chain": [
+                    {"plugin": "response-headers", "name": "security-headers", "config": config("security-headers")},
+                    {"plugin": "header-authorization", "name": "tenant", "config": config("tenant")},
+                    {"plugin": "basic-auth", "name": "admin-basic-auth", "config": config("admin-basic-auth")},
+                ]},
+            }
+        })
+    );
+    assert_eq!(
+        config("tenant"),
+        json!({
+            "header": "x-tenant",
+            "values": ["acme", "globex"],
+            "deny": {"status": 401, "body": "unknown tenant\n", "headers": {"www-authenticate": "Tenant"}},
+        })
+    );
+    let ext = doc(&files, "ext-auth.yaml");
+    assert_eq!(ext["metadata"]["name"], "ingress-ext-auth");
+    assert_eq!(ext["spec"]["url"], chain_url);
+    assert_eq!(
+        (
+            &ext["spec"]["phase"],
+            &ext["spec"]["priority"],
+            &ext["spec"]["failStrategy"]
+        ),
+        (&json!("AUTHZ"), &json!(20), &json!("FAIL_RELOAD"))
+    );
+    assert_eq!(
+        ext["spec"]["pluginConfig"],
+        json!({"chain": [
+            {"plugin": "dispatch-auth", "name": "ext-auth", "config": config("ext-auth")},
+            {"plugin": "header-authorization", "name": "team", "config": config("team")},
+        ]})
+    );
+    assert_eq!(
+        ext["spec"]["pluginConfig"]["chain"][0]["config"]["cluster"],
+        "outbound|8000||auth.default.svc.cluster.local"
+    );
+    // No env in either chain: in Istio the two share the chain module's VM.
+    assert!(ext["spec"].get("vmConfig").is_none());
+    // oci:// modules are checked by their image digest, not a sha256 field.
+    assert!(ext["spec"].get("sha256").is_none());
+    // api-version stays a plain header-authorization instance.
+    let api = doc(&files, "api-version.yaml");
+    assert_eq!(
+        api["spec"]["url"],
+        format!(
+            "oci://registry.example.com/mesh-plugins/header-authorization:{}",
+            version()
+        )
+    );
+    assert_eq!(api["spec"]["phase"], "STATS");
+    assert_eq!(api["spec"]["priority"], 0);
+    assert_eq!(api["spec"]["failStrategy"], "FAIL_OPEN");
+    assert_eq!(
+        api["spec"]["match"],
+        json!([{"mode": "SERVER", "ports": [{"number": 8080}, {"number": 8443}]}])
+    );
+    assert_eq!(
+        api["spec"]["vmConfig"],
+        json!({"env": [{"name": "GATEWAY", "value": "ingress"}]})
+    );
+    assert_eq!(api["spec"]["pluginConfig"], config("api-version"));
+}
+
+#[test]
+fn ingress_without_chain_is_one_wasm_plugin_per_instance() {
+    let gateway = ingress(false);
     let files = render(&gateway, &no_sha).unwrap();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
@@ -81,97 +212,44 @@ fn ingress_manifests_carry_every_field() {
             "kustomization.yaml"
         ]
     );
-    assert_eq!(
-        doc(&files, "kustomization.yaml"),
-        json!({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "namespace": "istio-system",
-            "resources": [
-                "security-headers.yaml",
-                "tenant.yaml",
-                "admin-basic-auth.yaml",
-                "ext-auth.yaml",
-                "team.yaml",
-                "api-version.yaml"
-            ],
-        })
-    );
-    let url = format!(
-        "oci://registry.example.com/mesh-plugins/header-authorization:{}",
-        version()
-    );
-    let selector = json!({"matchLabels": {"istio": "ingressgateway"}});
-    assert_eq!(
-        doc(&files, "tenant.yaml"),
-        json!({
-            "apiVersion": "extensions.istio.io/v1alpha1",
-            "kind": "WasmPlugin",
-            "metadata": {"name": "ingress-tenant", "namespace": "istio-system"},
-            "spec": {
-                "selector": selector,
-                "url": url,
-                "imagePullPolicy": "IfNotPresent",
-                "type": "HTTP",
-                "phase": "AUTHN",
-                "priority": 100,
-                "failStrategy": "FAIL_RELOAD",
-                "pluginConfig": {
-                    "header": "x-tenant",
-                    "values": ["acme", "globex"],
-                    "deny": {"status": 401, "body": "unknown tenant\n",
-                             "headers": {"www-authenticate": "Tenant"}},
-                },
+    // The config is the gateway file's, unchanged; each plugin's module is its
+    // own image; priorities are each instance's.
+    for (instance, (name, _)) in gateway.chain().iter().zip(&files) {
+        let spec = &doc(&files, name)["spec"];
+        assert_eq!(Some(&spec["pluginConfig"]), instance.config.as_ref());
+        assert_eq!(
+            spec["url"],
+            format!(
+                "oci://registry.example.com/mesh-plugins/{}:{}",
+                instance.plugin,
+                version()
+            )
+        );
+        assert_eq!(spec["priority"], instance.priority);
+        assert_eq!(
+            doc(&files, name)["metadata"]["name"],
+            format!("ingress-{}", instance.name)
+        );
+    }
+    // The fused manifests carry exactly these instances' configs, in this order.
+    let fused = render(&ingress(true), &no_sha).unwrap();
+    let entries: Vec<Value> = fused
+        .iter()
+        .filter(|(name, _)| name != "kustomization.yaml")
+        .flat_map(|(name, _)| {
+            let config = doc(&fused, name)["spec"]["pluginConfig"].clone();
+            match config["chain"].as_array() {
+                Some(list) => list.iter().map(|e| e["config"].clone()).collect(),
+                None => vec![config],
             }
         })
-    );
-    let team = doc(&files, "team.yaml");
-    assert_eq!(team["metadata"]["name"], "ingress-team");
-    assert_eq!(team["spec"]["phase"], "AUTHZ");
-    assert_eq!(team["spec"]["priority"], 10);
-    assert_eq!(
-        team["spec"]["vmConfig"],
-        json!({"env": [{"name": "GATEWAY", "value": "ingress"}]})
-    );
-    let api = doc(&files, "api-version.yaml");
-    assert_eq!(api["spec"]["phase"], "STATS");
-    assert_eq!(api["spec"]["priority"], 0);
-    assert_eq!(api["spec"]["failStrategy"], "FAIL_OPEN");
-    assert_eq!(
-        api["spec"]["match"],
-        json!([{"mode": "SERVER", "ports": [{"number": 8080}, {"number": 8443}]}])
-    );
-    // The config is the gateway file's, unchanged.
-    for (instance, (name, _)) in gateway.chain().iter().zip(&files) {
-        assert_eq!(
-            Some(&doc(&files, name)["spec"]["pluginConfig"]),
-            instance.config.as_ref()
-        );
-    }
-    // oci:// modules are checked by their image digest, not a sha256 field.
-    assert!(team["spec"].get("sha256").is_none());
-    // Each plugin's module is its own image.
-    for (file, plugin) in [
-        ("security-headers.yaml", "response-headers"),
-        ("admin-basic-auth.yaml", "basic-auth"),
-        ("ext-auth.yaml", "dispatch-auth"),
-    ] {
-        assert_eq!(
-            doc(&files, file)["spec"]["url"],
-            format!(
-                "oci://registry.example.com/mesh-plugins/{plugin}:{}",
-                version()
-            ),
-            "{file}"
-        );
-    }
-    let ext = doc(&files, "ext-auth.yaml");
-    assert_eq!(ext["spec"]["phase"], "AUTHZ");
-    assert_eq!(ext["spec"]["priority"], 20);
-    assert_eq!(
-        ext["spec"]["pluginConfig"]["cluster"],
-        "outbound|8000||auth.default.svc.cluster.local"
-    );
+        .collect();
+    let apart: Vec<Value> = files
+        .iter()
+        .filter(|(name, _)| name != "kustomization.yaml")
+        .map(|(name, _)| doc(&files, name)["spec"]["pluginConfig"].clone())
+        .collect();
+    assert_eq!(entries, apart);
 }
 
 #[test]
@@ -456,6 +534,11 @@ fn fused_instances_are_one_wasm_plugin_running_the_chain_module() {
                 ]},
             }
         })
+    );
+    // Each entry reads plugin, name, config.
+    assert!(
+        text.contains("  pluginConfig:\n    chain:\n    - plugin: response-headers\n      name: sec\n      config:\n"),
+        "{text}"
     );
     // The pluginConfig is what the chain module accepts.
     let config = &doc(&files, "sec.yaml")["spec"]["pluginConfig"];

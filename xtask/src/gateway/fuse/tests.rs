@@ -339,4 +339,8 @@ fn filters_of_one_module_with_different_env_are_named() {
             vec!["gw-a".to_string(), "gw-b".to_string()]
         )]
     );
+    let examples = crate::gateway::select(&crate::gateway::default_dir(), None).unwrap();
+    for example in &examples {
+        assert_eq!(example.filters().env_clashes(), [], "{}", example.name);
+    }
 }
