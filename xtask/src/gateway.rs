@@ -1,6 +1,7 @@
 //! Gateway files: which plugins a gateway runs, in which phase and order, with which
 //! configuration. Loading checks every field, each instance's config with the
-//! plugin's own config type, and orders the instances the way Istio chains them.
+//! plugin's own config type, and orders the instances the way Istio chains them;
+//! `fuse` groups them into the gateway's filters (chains where the file asks).
 
 pub mod fuse;
 mod parse;

@@ -32,7 +32,8 @@ commands:
                prebuilt modules DIR/<plugin>.wasm instead of building)
   run [--gateways PATH] [--gateway NAME] [--port 10000] [--watch] [--modules DIR]
                run one gateway's plugins in a local Envoy, chained as Istio
-               chains them, with an echo upstream; --watch rebuilds and swaps
+               chains them (instances fused into a chain: one filter running
+               chain.wasm), with an echo upstream; --watch rebuilds and swaps
                filters in the running Envoy when plugins/, common/ or the
                gateway file change (--port 0 picks a free port)
   test [-- ARGS]

@@ -2,9 +2,10 @@
 //! the way Istio chains them, with the echo upstream behind (and the demo auth
 //! service for plugins that call one). Envoy reads its listener, clusters and each
 //! filter from files (xDS from the file system), so `--watch` can rebuild and swap
-//! filters in the running Envoy: a module or config change rewrites one filter's
-//! extension config (ECDS, what Istio uses for WasmPlugins); a change to the set or
-//! order of filters rewrites the listener (LDS). Files are replaced by atomic rename,
+//! filters in the running Envoy (a chain of fused instances is one filter): a module
+//! or config change rewrites one filter's extension config (ECDS, what Istio uses
+//! for WasmPlugins); a change to the set or order of filters, or to what is fused,
+//! rewrites the listener (LDS). Files are replaced by atomic rename,
 //! and modules are named by their content so Envoy sees a new file for new code.
 
 mod stack;
