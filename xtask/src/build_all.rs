@@ -102,3 +102,6 @@ fn print_module(m: &Module) {
         m.sha256
     );
 }
+
+#[cfg(test)]
+mod tests;

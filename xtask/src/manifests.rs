@@ -186,4 +186,4 @@ pub fn write(out: &Path, gateway: &str, files: &[(String, String)]) -> Result<()
 }
 
 #[cfg(test)]
-mod tests;
+pub mod tests;
