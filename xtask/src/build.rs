@@ -1,12 +1,9 @@
-//! `cargo xtask build-all`: the plugins the gateway files use (all of them when
-//! there are none) to size-optimized wasm32-wasip1 modules at
-//! `target/dist/<plugin>.wasm`, with their sha256 beside them, then each gateway's
-//! Istio manifests in `manifests/<gateway>/`.
+//! The wasm build the commands share: plugins (and test modules) to
+//! size-optimized wasm32-wasip1 modules at `target/dist/<plugin>.wasm`, with their
+//! sha256 beside them, and reading a built module's size and digest.
 
-use crate::gateway::{self, Gateway};
-use crate::manifests;
 use crate::toolchain::{self, Toolchain, TARGET};
-use crate::util::{root, run, Args, Result};
+use crate::util::{root, run, Result};
 use harness::envoy::target_dir;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -17,78 +14,6 @@ pub struct Module {
     pub plugin: String,
     pub size: u64,
     pub sha256: String,
-}
-
-pub fn run_command(args: &[String]) -> Result<()> {
-    let mut gateways_path = gateway::default_dir();
-    let mut only: Option<String> = None;
-    let mut out = root().join("manifests");
-    let mut modules_dir: Option<PathBuf> = None;
-    let mut args = Args::new("build-all", args);
-    while let Some(flag) = args.flag() {
-        match flag {
-            "--gateways" => gateways_path = gateway::given(args.value(flag)?)?,
-            "--gateway" => only = Some(args.value(flag)?),
-            "--out" => out = PathBuf::from(args.value(flag)?),
-            "--modules" => modules_dir = Some(PathBuf::from(args.value(flag)?)),
-            other => return Err(args.unexpected(other)),
-        }
-    }
-    // Every config is checked before anything is built or written.
-    let gateways = gateway::select(&gateways_path, only.as_deref())?;
-    let plugins = if gateways.is_empty() {
-        plugins()?
-    } else {
-        let mut used: Vec<String> = gateways.iter().flat_map(Gateway::plugins).collect();
-        used.sort();
-        used.dedup();
-        used
-    };
-    let dist = match modules_dir {
-        Some(dir) => {
-            for plugin in &plugins {
-                let m = module_info(plugin, &module_path(&dir, plugin))?;
-                print_module(&m);
-            }
-            dir
-        }
-        None => {
-            build(&plugins)?.iter().for_each(print_module);
-            dist_dir()
-        }
-    };
-    if gateways.is_empty() {
-        println!(
-            "no gateway files in {}: no manifests written",
-            gateways_path.display()
-        );
-        return Ok(());
-    }
-    let sha256 = |plugin: &str| module_info(plugin, &module_path(&dist, plugin)).map(|m| m.sha256);
-    let rendered = gateways
-        .iter()
-        .map(|g| manifests::render(g, &sha256))
-        .collect::<Result<Vec<_>>>()?;
-    for (gateway, files) in gateways.iter().zip(&rendered) {
-        manifests::write(&out, &gateway.name, files)?;
-        println!(
-            "{}/{}/: {} WasmPlugins from {}",
-            gateway::display(&out),
-            gateway.name,
-            files.len() - 1,
-            gateway.display
-        );
-    }
-    Ok(())
-}
-
-fn print_module(m: &Module) {
-    println!(
-        "{:<24} {:>7.1} KB  sha256:{}",
-        m.plugin,
-        m.size as f64 / 1024.0,
-        m.sha256
-    );
 }
 
 /// Where `plugin`'s module is in a directory of modules (`target/dist` or `--modules`).

@@ -2,6 +2,7 @@
 
 mod bench;
 mod build;
+mod build_all;
 mod envoy;
 mod fuzz;
 mod gateway;
@@ -24,13 +25,15 @@ usage: cargo xtask <command>
 commands:
   build-all [--gateways PATH] [--gateway NAME] [--out DIR] [--modules DIR]
                build the plugins the gateway files use (all when there are none)
-               to target/dist/<plugin>.wasm (+ .sha256), then write each gateway's
+               (and chain.wasm when a gateway fuses instances into chains) to
+               target/dist/<plugin>.wasm (+ .sha256), then write each gateway's
                Istio WasmPlugins to manifests/<gateway>/ (gateway files: PATH, a
                file or a directory, default examples/gateways; --modules DIR: use
                prebuilt modules DIR/<plugin>.wasm instead of building)
   run [--gateways PATH] [--gateway NAME] [--port 10000] [--watch] [--modules DIR]
                run one gateway's plugins in a local Envoy, chained as Istio
-               chains them, with an echo upstream; --watch rebuilds and swaps
+               chains them (instances fused into a chain: one filter running
+               chain.wasm), with an echo upstream; --watch rebuilds and swaps
                filters in the running Envoy when plugins/, common/ or the
                gateway file change (--port 0 picks a free port)
   test [-- ARGS]
@@ -65,7 +68,7 @@ fn main() -> ExitCode {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("build-all") => build::run_command(&args[1..]),
+        Some("build-all") => build_all::run_command(&args[1..]),
         Some("run") => run::run_command(&args[1..]),
         Some("test") => test::run_command(&args[1..]),
         Some("bench") => bench::run_command(&args[1..]),

@@ -1,11 +1,14 @@
-//! Istio manifests for a gateway: one `WasmPlugin` per instance in
-//! `manifests/<gateway>/<instance>.yaml` and a `kustomization.yaml` listing them,
+//! Istio manifests for a gateway: one `WasmPlugin` per filter (an instance, or a
+//! chain of fused instances running the chain module) in
+//! `manifests/<gateway>/<name>.yaml` and a `kustomization.yaml` listing them,
 //! written to a temporary directory and swapped in whole, so a gateway's manifests
 //! are never half-written. The bytes depend only on the gateway file (and, for file
 //! and https URLs, the modules' sha256).
 
+use crate::gateway::fuse::Filter;
 use crate::gateway::{Gateway, Target};
 use crate::yaml::{self, Node};
+use serde_json::json;
 use std::path::Path;
 
 /// The comment every generated file opens with.
@@ -17,87 +20,28 @@ pub fn header(gateway: &Gateway) -> String {
     )
 }
 
-/// The files of `gateway`'s manifests, in the order kustomization.yaml lists them
-/// (chain order), then kustomization.yaml. `sha256` gives a module's digest (hex).
+/// The files of `gateway`'s manifests, one per filter in the order
+/// kustomization.yaml lists them (chain order), then kustomization.yaml.
+/// `sha256` gives a module's digest (hex).
 pub fn render(
     gateway: &Gateway,
     sha256: &dyn Fn(&str) -> Result<String, String>,
 ) -> Result<Vec<(String, String)>, String> {
     let header = header(gateway);
     let mut files = Vec::new();
-    for instance in gateway.chain() {
-        let mut spec: Vec<(&str, Node)> = Vec::new();
-        match &gateway.target {
-            Target::Selector(labels) => spec.push((
-                "selector",
-                Node::map([(
-                    "matchLabels",
-                    Node::map(labels.iter().map(|(k, v)| (k.clone(), Node::str(v)))),
-                )]),
-            )),
-            Target::TargetRefs(refs) => spec.push((
-                "targetRefs",
-                Node::List(
-                    refs.iter()
-                        .map(|r| Node::map(r.iter().map(|(k, v)| (k.clone(), Node::str(v)))))
-                        .collect(),
-                ),
-            )),
-        }
-        spec.push(("url", Node::str(gateway.url.module(&instance.plugin))));
-        if gateway.url.wants_sha256() {
-            spec.push(("sha256", Node::str(sha256(&instance.plugin)?)));
-        }
-        if let Some(policy) = &instance.image_pull_policy {
-            spec.push(("imagePullPolicy", Node::str(policy)));
-        }
-        if let Some(secret) = &instance.image_pull_secret {
-            spec.push(("imagePullSecret", Node::str(secret)));
-        }
-        spec.push(("type", Node::str("HTTP")));
-        spec.push(("phase", Node::str(instance.phase.as_str())));
-        spec.push(("priority", Node::Int(instance.priority.into())));
-        spec.push(("failStrategy", Node::str(instance.fail_strategy.as_str())));
-        if let Some(matches) = &instance.matches {
-            spec.push(("match", Node::Json(matches.clone())));
-        }
-        if !instance.env.is_empty() {
-            let env = instance
-                .env
-                .iter()
-                .map(|var| match &var.value {
-                    Some(value) => {
-                        Node::map([("name", Node::str(&var.name)), ("value", Node::str(value))])
-                    }
-                    None => Node::map([
-                        ("name", Node::str(&var.name)),
-                        ("valueFrom", Node::str("HOST")),
-                    ]),
-                })
-                .collect();
-            spec.push(("vmConfig", Node::map([("env", Node::List(env))])));
-        }
-        if let Some(config) = &instance.config {
-            spec.push(("pluginConfig", Node::Json(config.clone())));
-        }
-        let doc = Node::map([
-            ("apiVersion", Node::str("extensions.istio.io/v1alpha1")),
-            ("kind", Node::str("WasmPlugin")),
-            (
-                "metadata",
-                Node::map([
-                    (
-                        "name",
-                        Node::str(format!("{}-{}", gateway.name, instance.name)),
-                    ),
-                    ("namespace", Node::str(&gateway.namespace)),
-                ]),
-            ),
-            ("spec", Node::map(spec)),
-        ]);
+    for filter in &gateway.filters().filters {
+        let doc = wasm_plugin(gateway, filter, sha256)?;
+        let about = if filter.is_chain() {
+            format!(
+                "# One filter, the chain module, running {} in this order.\n",
+                filter.names(", ")
+            )
+        } else {
+            String::new()
+        };
         files.push((
-            format!("{}.yaml", instance.name),
-            format!("{header}{}", yaml::to_string(&doc)),
+            format!("{}.yaml", filter.key()),
+            format!("{header}{about}{}", yaml::to_string(&doc)),
         ));
     }
     let kustomization = Node::map([
@@ -114,6 +58,101 @@ pub fn render(
         format!("{header}{}", yaml::to_string(&kustomization)),
     ));
     Ok(files)
+}
+
+/// One filter's WasmPlugin: its module (the chain's for a chain) and config, and
+/// the settings its instances share, with its first instance's priority.
+fn wasm_plugin(
+    gateway: &Gateway,
+    filter: &Filter,
+    sha256: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Node, String> {
+    let first = filter.first();
+    let module = filter.module();
+    let mut spec: Vec<(&str, Node)> = Vec::new();
+    match &gateway.target {
+        Target::Selector(labels) => spec.push((
+            "selector",
+            Node::map([(
+                "matchLabels",
+                Node::map(labels.iter().map(|(k, v)| (k.clone(), Node::str(v)))),
+            )]),
+        )),
+        Target::TargetRefs(refs) => spec.push((
+            "targetRefs",
+            Node::List(
+                refs.iter()
+                    .map(|r| Node::map(r.iter().map(|(k, v)| (k.clone(), Node::str(v)))))
+                    .collect(),
+            ),
+        )),
+    }
+    spec.push(("url", Node::str(gateway.url.module(module))));
+    if gateway.url.wants_sha256() {
+        spec.push(("sha256", Node::str(sha256(module)?)));
+    }
+    if let Some(policy) = &first.image_pull_policy {
+        spec.push(("imagePullPolicy", Node::str(policy)));
+    }
+    if let Some(secret) = &first.image_pull_secret {
+        spec.push(("imagePullSecret", Node::str(secret)));
+    }
+    spec.push(("type", Node::str("HTTP")));
+    spec.push(("phase", Node::str(first.phase.as_str())));
+    spec.push(("priority", Node::Int(first.priority.into())));
+    spec.push(("failStrategy", Node::str(first.fail_strategy.as_str())));
+    if let Some(matches) = &first.matches {
+        spec.push(("match", Node::Json(matches.clone())));
+    }
+    if !first.env.is_empty() {
+        let env = first
+            .env
+            .iter()
+            .map(|var| match &var.value {
+                Some(value) => {
+                    Node::map([("name", Node::str(&var.name)), ("value", Node::str(value))])
+                }
+                None => Node::map([
+                    ("name", Node::str(&var.name)),
+                    ("valueFrom", Node::str("HOST")),
+                ]),
+            })
+            .collect();
+        spec.push(("vmConfig", Node::map([("env", Node::List(env))])));
+    }
+    if filter.is_chain() {
+        // The chain's list as Filter::config has it, each entry's fields in the
+        // order they read best (plugin, name, config), not sorted.
+        let entries = filter
+            .instances
+            .iter()
+            .map(|i| {
+                Node::map([
+                    ("plugin", Node::str(&i.plugin)),
+                    ("name", Node::str(&i.name)),
+                    (
+                        "config",
+                        Node::Json(i.config.clone().unwrap_or_else(|| json!({}))),
+                    ),
+                ])
+            })
+            .collect();
+        spec.push(("pluginConfig", Node::map([("chain", Node::List(entries))])));
+    } else if let Some(config) = filter.config() {
+        spec.push(("pluginConfig", Node::Json(config)));
+    }
+    Ok(Node::map([
+        ("apiVersion", Node::str("extensions.istio.io/v1alpha1")),
+        ("kind", Node::str("WasmPlugin")),
+        (
+            "metadata",
+            Node::map([
+                ("name", Node::str(filter.name(&gateway.name))),
+                ("namespace", Node::str(&gateway.namespace)),
+            ]),
+        ),
+        ("spec", Node::map(spec)),
+    ]))
 }
 
 /// Replaces `out/<gateway>/` with exactly `files`: they are written to a temporary
@@ -147,401 +186,4 @@ pub fn write(out: &Path, gateway: &str, files: &[(String, String)]) -> Result<()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::gateway::tests::{known, BAD, BAD_FILES};
-    use crate::gateway::{default_dir, select, version};
-    use crate::util::root;
-    use harness::scratch;
-    use serde_json::{json, Value};
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-
-    fn no_sha(plugin: &str) -> Result<String, String> {
-        panic!("an oci:// gateway asked for the sha256 of {plugin}")
-    }
-
-    /// Every file in `dir`, name -> bytes.
-    fn read_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| {
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    std::fs::read(e.path()).unwrap(),
-                )
-            })
-            .collect()
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
-    fn doc(files: &[(String, String)], name: &str) -> Value {
-        let (_, text) = files.iter().find(|(n, _)| n == name).unwrap();
-        assert!(
-            text.starts_with("# Generated by `cargo xtask build-all` from "),
-            "{text}"
-        );
-        crate::yaml::parse(text).unwrap()
-    }
-
-    #[test]
-    fn committed_manifests_are_what_the_example_gateways_generate() {
-        for gateway in select(&default_dir(), None).unwrap() {
-            let files = render(&gateway, &no_sha).unwrap();
-            let expected: BTreeMap<String, Vec<u8>> = files
-                .iter()
-                .map(|(n, t)| (n.clone(), t.clone().into_bytes()))
-                .collect();
-            let committed = read_dir(&root().join("manifests").join(&gateway.name));
-            assert!(
-                committed == expected,
-                "manifests/{}/ is stale: run `cargo xtask build-all`",
-                gateway.name
-            );
-        }
-    }
-
-    #[test]
-    fn ingress_manifests_carry_every_field() {
-        let gateway = select(&default_dir(), Some("ingress")).unwrap().remove(0);
-        let files = render(&gateway, &no_sha).unwrap();
-        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "security-headers.yaml",
-                "tenant.yaml",
-                "admin-basic-auth.yaml",
-                "ext-auth.yaml",
-                "team.yaml",
-                "api-version.yaml",
-                "kustomization.yaml"
-            ]
-        );
-        assert_eq!(
-            doc(&files, "kustomization.yaml"),
-            json!({
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "namespace": "istio-system",
-                "resources": [
-                    "security-headers.yaml",
-                    "tenant.yaml",
-                    "admin-basic-auth.yaml",
-                    "ext-auth.yaml",
-                    "team.yaml",
-                    "api-version.yaml"
-                ],
-            })
-        );
-        let url = format!(
-            "oci://registry.example.com/mesh-plugins/header-authorization:{}",
-            version()
-        );
-        let selector = json!({"matchLabels": {"istio": "ingressgateway"}});
-        assert_eq!(
-            doc(&files, "tenant.yaml"),
-            json!({
-                "apiVersion": "extensions.istio.io/v1alpha1",
-                "kind": "WasmPlugin",
-                "metadata": {"name": "ingress-tenant", "namespace": "istio-system"},
-                "spec": {
-                    "selector": selector,
-                    "url": url,
-                    "imagePullPolicy": "IfNotPresent",
-                    "type": "HTTP",
-                    "phase": "AUTHN",
-                    "priority": 100,
-                    "failStrategy": "FAIL_RELOAD",
-                    "pluginConfig": {
-                        "header": "x-tenant",
-                        "values": ["acme", "globex"],
-                        "deny": {"status": 401, "body": "unknown tenant\n",
-                                 "headers": {"www-authenticate": "Tenant"}},
-                    },
-                }
-            })
-        );
-        let team = doc(&files, "team.yaml");
-        assert_eq!(team["metadata"]["name"], "ingress-team");
-        assert_eq!(team["spec"]["phase"], "AUTHZ");
-        assert_eq!(team["spec"]["priority"], 10);
-        assert_eq!(
-            team["spec"]["vmConfig"],
-            json!({"env": [{"name": "GATEWAY", "value": "ingress"}]})
-        );
-        let api = doc(&files, "api-version.yaml");
-        assert_eq!(api["spec"]["phase"], "STATS");
-        assert_eq!(api["spec"]["priority"], 0);
-        assert_eq!(api["spec"]["failStrategy"], "FAIL_OPEN");
-        assert_eq!(
-            api["spec"]["match"],
-            json!([{"mode": "SERVER", "ports": [{"number": 8080}, {"number": 8443}]}])
-        );
-        // The config is the gateway file's, unchanged.
-        for (instance, (name, _)) in gateway.chain().iter().zip(&files) {
-            assert_eq!(
-                Some(&doc(&files, name)["spec"]["pluginConfig"]),
-                instance.config.as_ref()
-            );
-        }
-        // oci:// modules are checked by their image digest, not a sha256 field.
-        assert!(team["spec"].get("sha256").is_none());
-        // Each plugin's module is its own image.
-        for (file, plugin) in [
-            ("security-headers.yaml", "response-headers"),
-            ("admin-basic-auth.yaml", "basic-auth"),
-            ("ext-auth.yaml", "dispatch-auth"),
-        ] {
-            assert_eq!(
-                doc(&files, file)["spec"]["url"],
-                format!(
-                    "oci://registry.example.com/mesh-plugins/{plugin}:{}",
-                    version()
-                ),
-                "{file}"
-            );
-        }
-        let ext = doc(&files, "ext-auth.yaml");
-        assert_eq!(ext["spec"]["phase"], "AUTHZ");
-        assert_eq!(ext["spec"]["priority"], 20);
-        assert_eq!(
-            ext["spec"]["pluginConfig"]["cluster"],
-            "outbound|8000||auth.default.svc.cluster.local"
-        );
-    }
-
-    #[test]
-    fn internal_manifests_use_target_refs_and_the_pull_secret() {
-        let gateway = select(&default_dir(), Some("internal")).unwrap().remove(0);
-        let files = render(&gateway, &no_sha).unwrap();
-        let sa = doc(&files, "service-account.yaml");
-        assert_eq!(
-            sa["metadata"],
-            json!({"name": "internal-service-account", "namespace": "platform"})
-        );
-        assert_eq!(
-            sa["spec"]["targetRefs"],
-            json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "internal-gateway"}])
-        );
-        assert!(sa["spec"].get("selector").is_none());
-        assert_eq!(sa["spec"]["imagePullSecret"], "registry-credentials");
-        assert!(sa["spec"].get("imagePullPolicy").is_none());
-        assert!(sa["spec"].get("vmConfig").is_none());
-    }
-
-    fn gateway_with_url(dir: &Path, url: &str) -> Gateway {
-        let file = dir.join("edge.yaml");
-        std::fs::write(
-            &file,
-            format!(
-                "name: edge\nnamespace: edge\nselector: {{app: edge}}\nurl: {url}\nplugins:\n\
-                 - {{plugin: header-authorization, env: [{{name: HOME_DIR, valueFrom: HOST}}]}}\n"
-            ),
-        )
-        .unwrap();
-        select(&file, None).unwrap().remove(0)
-    }
-
-    #[test]
-    fn file_and_https_urls_carry_the_module_sha256() {
-        let dir = scratch("xtask-urls");
-        let sha = |plugin: &str| Ok(format!("{plugin}-digest"));
-        for (url, module) in [
-            (
-                "file:///opt/filters/",
-                "file:///opt/filters/header-authorization.wasm",
-            ),
-            (
-                "https://cdn.example.com/wasm",
-                "https://cdn.example.com/wasm/header-authorization.wasm",
-            ),
-        ] {
-            let files = render(&gateway_with_url(&dir, url), &sha).unwrap();
-            let spec = &doc(&files, "header-authorization.yaml")["spec"];
-            assert_eq!(spec["url"], module);
-            assert_eq!(spec["sha256"], "header-authorization-digest");
-            assert_eq!(
-                spec["vmConfig"],
-                json!({"env": [{"name": "HOME_DIR", "valueFrom": "HOST"}]})
-            );
-            // No pluginConfig given: none written, so the plugin runs its defaults.
-            assert!(spec.get("pluginConfig").is_none());
-        }
-    }
-
-    #[test]
-    fn output_is_byte_for_byte_deterministic() {
-        let dir = scratch("xtask-determinism");
-        for gateway in select(&default_dir(), None).unwrap() {
-            let a = render(&gateway, &no_sha).unwrap();
-            let again = select(&gateway.file, None).unwrap().remove(0);
-            assert_eq!(a, render(&again, &no_sha).unwrap());
-            write(&dir.join("a"), &gateway.name, &a).unwrap();
-            write(&dir.join("b"), &gateway.name, &a).unwrap();
-            // Rewriting over existing manifests gives the same bytes too.
-            write(&dir.join("b"), &gateway.name, &a).unwrap();
-            assert_eq!(
-                read_dir(&dir.join("a").join(&gateway.name)),
-                read_dir(&dir.join("b").join(&gateway.name))
-            );
-        }
-    }
-
-    /// `build-all` with prebuilt (fake) modules, so no wasm build runs.
-    fn build_all(gateways: &Path, out: &Path, modules: &Path) -> Result<(), String> {
-        let args: Vec<String> = [
-            "--gateways",
-            &gateways.display().to_string(),
-            "--out",
-            &out.display().to_string(),
-            "--modules",
-            &modules.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        crate::build::run_command(&args)
-    }
-
-    fn fake_modules(dir: &Path) -> PathBuf {
-        let modules = dir.join("modules");
-        std::fs::create_dir_all(&modules).unwrap();
-        std::fs::write(
-            modules.join("header-authorization.wasm"),
-            b"\0asm\x01\0\0\0",
-        )
-        .unwrap();
-        modules
-    }
-
-    const EDGE: &str =
-        "name: edge\nnamespace: edge\nselector: {app: edge}\nurl: file:///opt/f\nplugins:\n";
-
-    #[test]
-    fn build_all_writes_manifests_and_replaces_stale_ones() {
-        let dir = scratch("xtask-build-all");
-        let modules = fake_modules(&dir);
-        let gateways = dir.join("gateways");
-        std::fs::create_dir_all(&gateways).unwrap();
-        let edge = gateways.join("edge.yaml");
-        std::fs::write(
-            &edge,
-            format!("{EDGE}  - {{plugin: header-authorization, name: old}}\n"),
-        )
-        .unwrap();
-        let out = dir.join("out");
-        build_all(&gateways, &out, &modules).unwrap();
-        assert_eq!(
-            read_dir(&out.join("edge")).keys().collect::<Vec<_>>(),
-            ["kustomization.yaml", "old.yaml"]
-        );
-        let spec = crate::yaml::parse(
-            &std::fs::read_to_string(out.join("edge").join("old.yaml")).unwrap(),
-        )
-        .unwrap()["spec"]
-            .clone();
-        // sha256 of the module bytes "\0asm\x01\0\0\0".
-        assert_eq!(
-            spec["sha256"],
-            "93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476"
-        );
-        std::fs::write(
-            &edge,
-            format!("{EDGE}  - {{plugin: header-authorization, name: new}}\n"),
-        )
-        .unwrap();
-        build_all(&gateways, &out, &modules).unwrap();
-        assert_eq!(
-            read_dir(&out.join("edge")).keys().collect::<Vec<_>>(),
-            ["kustomization.yaml", "new.yaml"]
-        );
-        // Nothing is left behind beside the manifests.
-        assert_eq!(names(&out), ["edge"]);
-    }
-
-    #[test]
-    fn a_bad_gateway_file_writes_nothing() {
-        let dir = scratch("xtask-bad-build-all");
-        let modules = fake_modules(&dir);
-        let gateways = dir.join("gateways");
-        std::fs::create_dir_all(&gateways).unwrap();
-        let out = dir.join("out");
-        // Manifests from an earlier good build, which must survive untouched.
-        let good = format!("{EDGE}  - {{plugin: header-authorization}}\n");
-        std::fs::write(gateways.join("edge.yaml"), &good).unwrap();
-        std::fs::write(
-            gateways.join("gw.yaml"),
-            good.replace("name: edge", "name: gw"),
-        )
-        .unwrap();
-        build_all(&gateways, &out, &modules).unwrap();
-        let before = (read_dir(&out.join("edge")), read_dir(&out.join("gw")));
-
-        let mut cases: Vec<(&str, String, String)> = BAD
-            .iter()
-            .map(|(case, extra, msg)| {
-                let text = good.replace("name: edge", "name: gw").replace(
-                    "  - {plugin: header-authorization}\n",
-                    &format!("  - {{plugin: header-authorization}}\n{extra}"),
-                );
-                (*case, text, msg.replace("{known}", &known()))
-            })
-            .collect();
-        cases.extend(
-            BAD_FILES
-                .iter()
-                .map(|(case, text, msg)| (*case, text.to_string(), msg.to_string())),
-        );
-        for (case, text, message) in cases {
-            std::fs::write(gateways.join("gw.yaml"), &text).unwrap();
-            let err = build_all(&gateways, &out, &modules).unwrap_err();
-            let file = crate::gateway::display(&gateways.join("gw.yaml"));
-            assert_eq!(err, format!("{file}: {message}"), "{case}");
-            // Neither the bad gateway's manifests nor the good one's were touched.
-            assert_eq!(
-                (read_dir(&out.join("edge")), read_dir(&out.join("gw"))),
-                before,
-                "{case}"
-            );
-            assert_eq!(names(&out), ["edge", "gw"], "{case}: stray files");
-        }
-    }
-
-    #[test]
-    fn a_missing_or_invalid_module_stops_before_writing() {
-        let dir = scratch("xtask-bad-module");
-        let modules = fake_modules(&dir);
-        let gateways = dir.join("gateways");
-        std::fs::create_dir_all(&gateways).unwrap();
-        std::fs::write(
-            gateways.join("edge.yaml"),
-            format!("{EDGE}  - {{plugin: header-authorization}}\n"),
-        )
-        .unwrap();
-        let out = dir.join("out");
-        std::fs::write(modules.join("header-authorization.wasm"), b"not wasm").unwrap();
-        let err = build_all(&gateways, &out, &modules).unwrap_err();
-        assert!(
-            err.ends_with("header-authorization.wasm: not a wasm module"),
-            "{err}"
-        );
-        std::fs::remove_file(modules.join("header-authorization.wasm")).unwrap();
-        let err = build_all(&gateways, &out, &modules).unwrap_err();
-        assert!(
-            err.contains("header-authorization.wasm: No such file"),
-            "{err}"
-        );
-        assert!(!out.exists());
-    }
-}
+pub mod tests;

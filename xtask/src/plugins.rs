@@ -5,22 +5,26 @@
 //! Adding a plugin: add it to `[workspace.dependencies]` and to xtask's Cargo.toml,
 //! then add its entry to [`PLUGINS`]: `check` parses with the plugin's
 //! `config::Config::from_value` and returns [`Checked::gate`] (headers that pass it),
-//! [`Checked::passive`] (never denies) or [`Checked::auth_cluster`] (calls a cluster).
+//! [`Checked::passive`] (never denies) or [`Checked::auth_cluster`] (calls a cluster);
+//! a chain reports what its instances do, together ([`Checked::chain`]).
 //! A test checks that every directory under `plugins/` has its entry here.
 
-use crate::run::DEMO_TOKEN;
 use common::ConfigError;
 use serde_json::Value;
+
+/// What `run`'s demo auth service allows, so what gets past a plugin that calls one.
+pub const DEMO_TOKEN: &str = "Bearer demo";
 
 /// What xtask learns from a valid config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checked {
-    /// The Envoy cluster the plugin calls out to (dispatch-auth's `cluster`):
-    /// `run` creates a cluster of exactly that name pointing at its demo auth
-    /// service, which allows `Authorization: Bearer demo`.
-    pub auth_cluster: Option<String>,
-    /// Request headers that get a request past this instance, for the curl commands
-    /// `run` prints; `None` when the plugin does not deny requests.
+    /// The Envoy clusters the filter calls out to (dispatch-auth's `cluster`; each
+    /// dispatch-auth instance's in a chain): `run` creates a cluster of exactly
+    /// each name pointing at its demo auth service, which allows
+    /// `Authorization: Bearer demo`.
+    pub auth_clusters: Vec<String>,
+    /// Request headers that get a request past this filter, for the curl commands
+    /// `run` prints; `None` when it does not deny requests.
     pub pass_headers: Option<Vec<(String, String)>>,
 }
 
@@ -33,7 +37,7 @@ impl Checked {
     /// A plugin that lets a request through when it carries `headers`.
     pub fn gate(headers: Vec<(String, String)>) -> Self {
         Checked {
-            auth_cluster: None,
+            auth_clusters: Vec::new(),
             pass_headers: Some(headers),
         }
     }
@@ -42,9 +46,32 @@ impl Checked {
     /// demo service, which allows `Authorization: Bearer demo`.
     pub fn auth_cluster(cluster: String) -> Self {
         Checked {
-            auth_cluster: Some(cluster),
+            auth_clusters: vec![cluster],
             pass_headers: Some(vec![("authorization".into(), DEMO_TOKEN.into())]),
         }
+    }
+
+    /// What a chain of instances does, in order: it denies when any of them
+    /// does, a request passes it with every instance's pass headers, and it
+    /// calls every cluster they call (each name once).
+    pub fn chain(parts: impl IntoIterator<Item = Checked>) -> Self {
+        let mut chain = Checked::passive();
+        for part in parts {
+            for cluster in part.auth_clusters {
+                if !chain.auth_clusters.contains(&cluster) {
+                    chain.auth_clusters.push(cluster);
+                }
+            }
+            if let Some(headers) = part.pass_headers {
+                let pass = chain.pass_headers.get_or_insert_with(Vec::new);
+                for header in headers {
+                    if !pass.contains(&header) {
+                        pass.push(header);
+                    }
+                }
+            }
+        }
+        chain
     }
 }
 
@@ -74,11 +101,7 @@ pub const PLUGINS: &[Plugin] = &[
     },
     Plugin {
         name: "chain",
-        // Every instance is parsed by its own plugin's code.
-        check: |c| {
-            chain::config::from_value(c)?;
-            Ok(Checked::passive())
-        },
+        check: chain,
     },
     Plugin {
         name: "dispatch-auth",
@@ -97,6 +120,22 @@ pub fn find(name: &str) -> Option<&'static Plugin> {
 /// The names of all known plugins, for error messages.
 pub fn names() -> Vec<&'static str> {
     PLUGINS.iter().map(|p| p.name).collect()
+}
+
+/// A chain's config is parsed by the chain's own code, which parses each
+/// instance's with its plugin's; what the chain does is what its instances do.
+fn chain(doc: &Value) -> Result<Checked, ConfigError> {
+    chain::config::from_value(doc)?;
+    let parts = chain::config::entries(doc)?
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let plugin = find(&entry.plugin)
+                .ok_or_else(|| ConfigError::new(format!("chain[{i}].plugin"), "unknown plugin"))?;
+            (plugin.check)(&entry.config)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Checked::chain(parts))
 }
 
 fn header_authorization(
@@ -191,6 +230,37 @@ mod tests {
         assert_eq!(
             check(&json!({})).unwrap_err().to_string(),
             "cluster: is required"
+        );
+    }
+
+    #[test]
+    fn a_chain_does_what_its_instances_do() {
+        let check = find("chain").unwrap().check;
+        let cluster = "outbound|8000||auth.default.svc.cluster.local";
+        let doc = json!({"chain": [
+            {"plugin": "response-headers", "name": "sec", "config": {"response_headers": [{"name": "a", "value": "b"}]}},
+            {"plugin": "header-authorization", "name": "tenant", "config": {"header": "x-tenant", "values": ["acme"]}},
+            {"plugin": "dispatch-auth", "name": "one", "config": {"cluster": cluster}},
+            {"plugin": "dispatch-auth", "name": "two", "config": {"cluster": "other"}},
+            {"plugin": "dispatch-auth", "name": "three", "config": {"cluster": cluster}},
+        ]});
+        assert_eq!(
+            check(&doc).unwrap(),
+            Checked {
+                auth_clusters: vec![cluster.into(), "other".into()],
+                pass_headers: Some(vec![
+                    ("x-tenant".into(), "acme".into()),
+                    ("authorization".into(), DEMO_TOKEN.into()),
+                ]),
+            }
+        );
+        let passive = json!({"chain": [{"plugin": "response-headers", "config": {"response_headers": [{"name": "a", "value": "b"}]}}]});
+        assert_eq!(check(&passive).unwrap(), Checked::passive());
+        // Errors are the chain's own, naming the instance.
+        let bad = json!({"chain": [{"plugin": "dispatch-auth", "name": "ext-auth"}]});
+        assert_eq!(
+            check(&bad).unwrap_err().to_string(),
+            "chain[0] (ext-auth): cluster: is required"
         );
     }
 

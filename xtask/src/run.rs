@@ -2,30 +2,30 @@
 //! the way Istio chains them, with the echo upstream behind (and the demo auth
 //! service for plugins that call one). Envoy reads its listener, clusters and each
 //! filter from files (xDS from the file system), so `--watch` can rebuild and swap
-//! filters in the running Envoy: a module or config change rewrites one filter's
-//! extension config (ECDS, what Istio uses for WasmPlugins); a change to the set or
-//! order of filters rewrites the listener (LDS). Files are replaced by atomic rename,
+//! filters in the running Envoy (a chain of fused instances is one filter): a module
+//! or config change rewrites one filter's extension config (ECDS, what Istio uses
+//! for WasmPlugins); a change to the set or order of filters, or to what is fused,
+//! rewrites the listener (LDS). Files are replaced by atomic rename,
 //! and modules are named by their content so Envoy sees a new file for new code.
 
-use crate::build::{self, module_info, module_path};
-use crate::gateway::{self, Gateway};
-use crate::util::{Args, Result};
-use crate::{envoy, util};
-use harness::envoy::target_dir;
-use harness::envoy::{bootstrap, static_cluster, wasm_plugin_config};
-use harness::{Envoy, Reply, Request, Server};
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+mod stack;
+mod watch;
 
-const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
-const ECHO: &str = "echo";
+use crate::build::CHAIN;
+use crate::envoy;
+use crate::gateway::{self, Gateway};
+use crate::plugins::DEMO_TOKEN;
+use crate::util::{Args, Result};
+use harness::envoy::target_dir;
+use harness::Envoy;
+use stack::Stack;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use watch::Watcher;
+
 const POLL: Duration = Duration::from_millis(200);
-/// What the demo auth service allows.
-pub const DEMO_TOKEN: &str = "Bearer demo";
 
 struct Options {
     gateways: PathBuf,
@@ -98,7 +98,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
     println!("envoy --mode validate: the generated config and modules are valid");
     let mut envoy = stack.launch()?;
     stack.commit();
-    stack.print(&gateway, &envoy);
+    print(&stack, &gateway, &envoy);
 
     let mut watcher = opts
         .watch
@@ -165,275 +165,68 @@ fn stop_on_signals() {
 #[cfg(not(unix))]
 fn stop_on_signals() {}
 
-/// What Envoy runs and the files it reads it from.
-struct Stack {
-    envoy_bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    /// `--modules DIR`: prebuilt modules instead of building from source.
-    prebuilt: Option<PathBuf>,
-    /// plugin -> its module, copied under a name made of its sha256.
-    modules: BTreeMap<String, PathBuf>,
-    echo: Option<Server>,
-    echo_addr: SocketAddr,
-    auth: Option<Server>,
-    /// What each xDS file holds now, so unchanged files are not rewritten.
-    written: HashMap<PathBuf, String>,
-}
-
-/// The files one apply changed, so the swap can be confirmed from Envoy's stats.
-#[derive(Default)]
-struct Changed {
-    clusters: bool,
-    listener: bool,
-    filters: Vec<String>,
-    files: Vec<PathBuf>,
-}
-
-impl Stack {
-    fn new(envoy_bin: &Path, dir: &Path, port: u16, prebuilt: Option<PathBuf>) -> Result<Stack> {
-        for sub in ["xds", "modules"] {
-            let d = dir.join(sub);
-            std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-        }
-        let echo = Server::echo();
-        Ok(Stack {
-            envoy_bin: envoy_bin.to_path_buf(),
-            dir: dir.to_path_buf(),
-            port,
-            prebuilt,
-            modules: BTreeMap::new(),
-            echo_addr: echo.addr(),
-            echo: Some(echo),
-            auth: None,
-            written: HashMap::new(),
+/// The filters in chain order, a chain's instances in brackets: `a -> [b c] -> d`.
+fn chain_names(gateway: &Gateway) -> String {
+    let plan = gateway.filters();
+    let names: Vec<String> = plan
+        .filters
+        .iter()
+        .map(|f| {
+            if f.is_chain() {
+                format!("[{}]", f.names(" "))
+            } else {
+                f.names("")
+            }
         })
-    }
+        .collect();
+    names.join(" -> ")
+}
 
-    /// Makes sure every plugin `gateway` uses has a module: built from source (when
-    /// `rebuild`, or when one is missing) or read from `--modules`.
-    fn prepare_modules(&mut self, gateway: &Gateway, rebuild: bool) -> Result<()> {
-        let plugins = gateway.plugins();
-        let missing = plugins.iter().any(|p| !self.modules.contains_key(p));
-        let source = match &self.prebuilt {
-            Some(dir) => dir.clone(),
-            None => {
-                if rebuild || missing {
-                    build::build(&plugins)?;
-                }
-                build::dist_dir()
-            }
+/// What `run` started and how to try it: the filters (each chain with its
+/// instances, and why neighbours were not fused), the servers, curl commands.
+fn print(stack: &Stack, gateway: &Gateway, envoy: &Envoy) {
+    let url = format!("http://{}", envoy.addr());
+    let plan = gateway.filters();
+    let chains = plan.filters.iter().filter(|f| f.is_chain()).count();
+    let fused = match chains {
+        0 => String::new(),
+        n => format!(
+            " ({} instances fused into {n} chain filter{})",
+            plan.fused(),
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    println!(
+        "\ngateway {} ({}): filters in chain order{fused}",
+        gateway.name, gateway.display
+    );
+    let width = gateway
+        .instances
+        .iter()
+        .map(|i| i.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut n = 0;
+    let mut splits = plan.splits.iter();
+    for filter in &plan.filters {
+        let indent = if filter.is_chain() {
+            println!(
+                "  chain {}: one filter running {CHAIN}.wasm",
+                stack::envoy_name(gateway, filter)
+            );
+            "    "
+        } else {
+            "  "
         };
-        let mut modules = self.modules.clone();
-        for plugin in &plugins {
-            let path = module_path(&source, plugin);
-            let info = module_info(plugin, &path)?;
-            let sha = info.sha256.get(..16).unwrap_or(&info.sha256);
-            let named = self
-                .dir
-                .join("modules")
-                .join(format!("{plugin}-{sha}.wasm"));
-            if !named.is_file() {
-                let tmp = named.with_extension("tmp");
-                std::fs::copy(&path, &tmp).map_err(|e| format!("{}: {e}", path.display()))?;
-                std::fs::rename(&tmp, &named).map_err(|e| format!("{}: {e}", named.display()))?;
-            }
-            modules.insert(plugin.clone(), named);
-        }
-        self.modules = modules;
-        Ok(())
-    }
-
-    fn xds(&self, name: &str) -> PathBuf {
-        self.dir.join("xds").join(name)
-    }
-
-    /// Writes what Envoy should run for `gateway`: clusters, then each filter's
-    /// extension config, then the listener that chains them, so Envoy never sees a
-    /// listener naming a filter or cluster it cannot find.
-    fn apply(&mut self, gateway: &Gateway) -> Result<Changed> {
-        let chain = gateway.chain();
-        if chain.iter().any(|i| i.checked.auth_cluster.is_some()) && self.auth.is_none() {
-            self.auth = Some(demo_auth_service());
-        }
-        let auth_addr = self.auth.as_ref().map(Server::addr);
-        let clusters = clusters(&chain, self.echo_addr, auth_addr)?;
-        let mut inline = Vec::new();
-        let mut discovered = Vec::new();
-        let mut ecds = Vec::new();
-        for instance in &chain {
-            let name = format!("{}-{}", gateway.name, instance.name);
-            let module = self
-                .modules
-                .get(&instance.plugin)
-                .ok_or_else(|| format!("no module for {}", instance.plugin))?;
-            let config = plugin_config(&name, instance, module);
-            let typed_config = json!({"@type": WASM_TYPE, "config": config});
-            inline.push(json!({"name": name, "typed_config": typed_config}));
-            let file = self.xds(&format!("ecds-{name}.json"));
-            discovered.push(json!({
-                "name": name,
-                "config_discovery": {
-                    "config_source": file_source(&file),
-                    "type_urls": [WASM_TYPE],
-                }
-            }));
-            let resource = json!({"resources": [{
-                "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-                "name": name,
-                "typed_config": typed_config,
-            }]});
-            ecds.push((name, file, resource));
-        }
-        let listener = {
-            let mut config = bootstrap(&discovered, ECHO, &[]);
-            let mut listener = config["static_resources"]["listeners"][0].take();
-            listener["address"]["socket_address"]["port_value"] = json!(self.port);
-            listener["@type"] = json!("type.googleapis.com/envoy.config.listener.v3.Listener");
-            listener
-        };
-        let typed_clusters: Vec<Value> = clusters
-            .iter()
-            .cloned()
-            .map(|mut c| {
-                c["@type"] = json!("type.googleapis.com/envoy.config.cluster.v3.Cluster");
-                c
-            })
-            .collect();
-
-        // The same stack as one static config: `envoy --mode validate` checks it
-        // (config and modules) before anything reaches the running Envoy, and it is
-        // a starting point for running the gateway's filters in plain Envoy.
-        let mut inline_config = bootstrap(&inline, ECHO, &clusters);
-        inline_config["static_resources"]["listeners"][0]["address"]["socket_address"]
-            ["port_value"] = json!(self.port);
-        let candidate = self.dir.join("envoy-static.json.candidate");
-        let text = serde_json::to_string_pretty(&inline_config).map_err(|e| e.to_string())?;
-        std::fs::write(&candidate, text).map_err(|e| format!("{}: {e}", candidate.display()))?;
-        validate(&self.envoy_bin, &candidate)?;
-
-        let mut changed = Changed {
-            clusters: self.write(&self.xds("cds.json"), &json!({"resources": typed_clusters}))?,
-            ..Default::default()
-        };
-        for (name, file, resource) in &ecds {
-            if self.write(file, resource)? {
-                changed.filters.push(name.clone());
-                changed.files.push(file.clone());
-            }
-        }
-        changed.listener = self.write(&self.xds("lds.json"), &json!({"resources": [listener]}))?;
-        Ok(changed)
-    }
-
-    /// Keeps the static config of what Envoy now runs, once it took the update.
-    fn commit(&self) {
-        let _ = std::fs::rename(
-            self.dir.join("envoy-static.json.candidate"),
-            self.dir.join("envoy-static.json"),
-        );
-    }
-
-    /// Forgets what was written for a refused update, so the next try rewrites it.
-    fn forget(&mut self, changed: &Changed) {
-        for file in &changed.files {
-            self.written.remove(file);
-        }
-        if changed.clusters {
-            self.written.remove(&self.xds("cds.json"));
-        }
-        if changed.listener {
-            self.written.remove(&self.xds("lds.json"));
-        }
-    }
-
-    /// Replaces `path` by atomic rename when its content changes; true if it did.
-    fn write(&mut self, path: &Path, value: &Value) -> Result<bool> {
-        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-        if self.written.get(path) == Some(&text) {
-            return Ok(false);
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, &text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
-        self.written.insert(path.to_path_buf(), text);
-        Ok(true)
-    }
-
-    fn launch(&mut self) -> Result<Envoy> {
-        let config = json!({
-            "node": {"id": "mesh-plugins-run", "cluster": "mesh-plugins-run"},
-            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-            "dynamic_resources": {
-                "lds_config": file_source(&self.xds("lds.json")),
-                "cds_config": file_source(&self.xds("cds.json")),
-            },
-        });
-        Envoy::launch(&self.dir.join("envoy"), &config, 2, self.echo.take())
-            .map_err(|log| format!("Envoy did not start:\n{log}"))
-    }
-
-    /// Rebuilds (when sources changed) and swaps what changed into the running Envoy.
-    /// Any error leaves the running stack as it was.
-    fn reload(&mut self, file: &Path, sources: bool, envoy: &Envoy) -> Result<()> {
-        let gateway = gateway::load(file)?;
-        self.prepare_modules(&gateway, sources)?;
-        let before = Counters::read(envoy);
-        let started = Instant::now();
-        let changed = self.apply(&gateway)?;
-        if !changed.clusters && !changed.listener && changed.filters.is_empty() {
-            println!("nothing to swap: the running stack already is this");
-            return Ok(());
-        }
-        let what = describe(&changed);
-        let log_before = std::fs::metadata(self.log_path())
-            .map(|m| m.len())
-            .unwrap_or(0);
-        match before.wait_applied(envoy, &changed, Duration::from_secs(15)) {
-            Ok(()) => {
-                self.commit();
-                println!(
-                    "swapped {what} in {} ms; chain now: {}",
-                    started.elapsed().as_millis(),
-                    chain_names(&gateway)
-                );
-                Ok(())
-            }
-            Err(e) => {
-                self.forget(&changed);
-                let log = std::fs::read(self.log_path()).unwrap_or_default();
-                let new =
-                    String::from_utf8_lossy(log.get(log_before as usize..).unwrap_or_default())
-                        .lines()
-                        .filter(|l| l.contains("[error]") || l.contains("rejected"))
-                        .map(|l| format!("\n  envoy: {l}"))
-                        .collect::<String>();
-                Err(format!("{e} (swapping {what}){new}"))
-            }
-        }
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.join("envoy").join("envoy.log")
-    }
-
-    fn print(&self, gateway: &Gateway, envoy: &Envoy) {
-        let url = format!("http://{}", envoy.addr());
-        println!(
-            "\ngateway {} ({}): filters in chain order",
-            gateway.name, gateway.display
-        );
-        let chain = gateway.chain();
-        let width = chain.iter().map(|i| i.name.len()).max().unwrap_or(0);
-        for (n, i) in chain.iter().enumerate() {
+        for i in &filter.instances {
+            n += 1;
             let matches = if i.matches.is_some() {
                 "  (match is Istio's: run applies the filter to all traffic)"
             } else {
                 ""
             };
             println!(
-                "  {}. {:<width$}  {:<22} {:<17} priority {:<6} {}{matches}",
-                n + 1,
+                "{indent}{n}. {:<width$}  {:<22} {:<17} priority {:<6} {}{matches}",
                 i.name,
                 i.plugin,
                 i.phase.as_str(),
@@ -441,152 +234,40 @@ impl Stack {
                 i.fail_strategy.as_str(),
             );
         }
-        println!("  -> echo upstream http://{}", self.echo_addr);
-        if let Some(auth) = &self.auth {
-            println!(
-                "  demo auth service http://{} (allows Authorization: {DEMO_TOKEN})",
-                auth.addr()
-            );
+        if n < gateway.instances.len() {
+            if let Some(split) = splits.next().filter(|s| s.wanted(gateway)) {
+                println!(
+                    "  ({} not fused with {}: {})",
+                    split.after.name,
+                    split.before.name,
+                    split.reasons()
+                );
+            }
         }
-        println!("\nlistening on {url} (admin http://{})", envoy.admin());
-        println!("try:");
-        for (command, note) in curl_commands(&url, gateway) {
-            println!("  {command}\n      # {note}");
-        }
+    }
+    println!("  -> echo upstream http://{}", stack.echo_addr);
+    if let Some(auth) = &stack.auth {
         println!(
-            "files: {} (envoy-static.json is the same stack as one static Envoy config; \
-             Envoy's log: {})",
-            gateway::display(&self.dir),
-            gateway::display(&self.log_path())
+            "  demo auth service http://{} (allows Authorization: {DEMO_TOKEN})",
+            auth.addr()
         );
     }
-}
-
-/// `envoy --mode validate`: parses the config and loads every module, without
-/// serving. The error is Envoy's own line saying what is wrong.
-fn validate(envoy_bin: &Path, config: &Path) -> Result<()> {
-    let out = std::process::Command::new(envoy_bin)
-        .args(["--mode", "validate", "--log-level", "error", "-c"])
-        .arg(config)
-        .output()
-        .map_err(|e| format!("cannot start {}: {e}", envoy_bin.display()))?;
-    if out.status.success() {
-        return Ok(());
+    println!("\nlistening on {url} (admin http://{})", envoy.admin());
+    println!("try:");
+    for (command, note) in curl_commands(&url, gateway) {
+        println!("  {command}\n      # {note}");
     }
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("[critical]") || l.contains("[error]"))
-        .collect();
-    Err(format!(
-        "envoy --mode validate refused the generated config ({}):\n  {}",
-        gateway::display(config),
-        if lines.is_empty() {
-            text.trim().to_string()
-        } else {
-            lines.join("\n  ")
-        }
-    ))
-}
-
-fn file_source(path: &Path) -> Value {
-    json!({
-        "path_config_source": {"path": path.display().to_string()},
-        "resource_api_version": "V3",
-    })
-}
-
-/// The Envoy `PluginConfig` of one instance: its pluginConfig JSON, env vars for the
-/// VM (inline values, and the host's own for `valueFrom: HOST`), failure policy.
-fn plugin_config(name: &str, instance: &gateway::Instance, module: &Path) -> Value {
-    let inline: Vec<(String, String)> = instance
-        .env
-        .iter()
-        .filter_map(|v| v.value.clone().map(|value| (v.name.clone(), value)))
-        .collect();
-    let host: Vec<&str> = instance
-        .env
-        .iter()
-        .filter(|v| v.value.is_none())
-        .map(|v| v.name.as_str())
-        .collect();
-    let mut config = wasm_plugin_config(name, module, &instance.config_json(), &inline);
-    if !host.is_empty() {
-        config["vm_config"]["environment_variables"]["host_env_keys"] = json!(host);
-    }
-    config["failure_policy"] = json!(instance.fail_strategy.envoy_policy());
-    config
-}
-
-/// The echo upstream's cluster, and one cluster for each auth cluster name the
-/// plugins call, all pointing at the demo auth service.
-fn clusters(
-    chain: &[&gateway::Instance],
-    echo: SocketAddr,
-    auth: Option<SocketAddr>,
-) -> Result<Vec<Value>> {
-    let mut clusters = vec![static_cluster(ECHO, echo)];
-    let names: BTreeSet<&str> = chain
-        .iter()
-        .filter_map(|i| i.checked.auth_cluster.as_deref())
-        .collect();
-    for name in names {
-        if name == ECHO {
-            return Err(format!(
-                "cluster name '{ECHO}' is the echo upstream's: pick another in the plugin config"
-            ));
-        }
-        let auth = auth.ok_or("the demo auth service is not running")?;
-        clusters.push(static_cluster(name, auth));
-    }
-    Ok(clusters)
-}
-
-fn demo_auth_service() -> Server {
-    Server::start(|req: &Request| {
-        if req.header_value("authorization") == Some(DEMO_TOKEN) {
-            // An identity for `allowed_upstream_headers: [x-user-id]` to copy.
-            Reply::with(200, &[("x-user-id", "demo")], "")
-        } else {
-            Reply::with(
-                401,
-                &[
-                    ("content-type", "text/plain"),
-                    ("www-authenticate", "Bearer realm=\"demo\""),
-                ],
-                "demo auth service: send Authorization: Bearer demo\n",
-            )
-        }
-    })
-}
-
-fn chain_names(gateway: &Gateway) -> String {
-    gateway
-        .chain()
-        .iter()
-        .map(|i| i.name.as_str())
-        .collect::<Vec<_>>()
-        .join(" -> ")
-}
-
-fn describe(changed: &Changed) -> String {
-    let mut parts = Vec::new();
-    if changed.clusters {
-        parts.push("clusters".to_string());
-    }
-    if !changed.filters.is_empty() {
-        parts.push(format!("filter {}", changed.filters.join(", ")));
-    }
-    if changed.listener {
-        parts.push("listener (filter set or order)".to_string());
-    }
-    parts.join(" + ")
+    println!(
+        "files: {} (envoy-static.json is the same stack as one static Envoy config; \
+         Envoy's log: {})",
+        gateway::display(&stack.dir),
+        gateway::display(&stack.log_path())
+    );
 }
 
 /// Curl commands that show each plugin at work: with no headers, then adding what
-/// gets past each denying filter in chain order, ending with a request the whole
-/// chain lets through to the echo upstream.
+/// gets past each denying instance in chain order (inside a chain as well),
+/// ending with a request the whole chain lets through to the echo upstream.
 pub fn curl_commands(url: &str, gateway: &Gateway) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut commands = Vec::new();
@@ -619,189 +300,10 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Envoy's xDS counters, to tell when a file update was taken or refused.
-struct Counters(BTreeMap<String, u64>);
-
-impl Counters {
-    fn read(envoy: &Envoy) -> Counters {
-        let stats = Request::get("/stats?filter=(lds|cds|extension_config_discovery)\\.")
-            .send(envoy.admin());
-        Counters(
-            stats
-                .text()
-                .lines()
-                .filter_map(|l| {
-                    let (name, value) = l.split_once(": ")?;
-                    Some((name.to_string(), value.trim().parse().ok()?))
-                })
-                .collect(),
-        )
-    }
-
-    fn get(&self, name: &str) -> u64 {
-        self.0.get(name).copied().unwrap_or(0)
-    }
-
-    /// Waits until Envoy took every changed file, or says which it refused.
-    fn wait_applied(&self, envoy: &Envoy, changed: &Changed, limit: Duration) -> Result<()> {
-        // (counter that grows when Envoy took the update, one that grows when it refused)
-        let mut wanted: Vec<(String, String)> = Vec::new();
-        if changed.clusters {
-            wanted.push((
-                "cluster_manager.cds.update_success".into(),
-                "cluster_manager.cds.update_rejected".into(),
-            ));
-        }
-        for name in &changed.filters {
-            let prefix = format!("extension_config_discovery.http_filter.{name}");
-            wanted.push((
-                format!("{prefix}.config_reload"),
-                format!("{prefix}.config_fail"),
-            ));
-        }
-        if changed.listener {
-            wanted.push((
-                "listener_manager.lds.update_success".into(),
-                "listener_manager.lds.update_rejected".into(),
-            ));
-        }
-        let start = Instant::now();
-        loop {
-            let now = Counters::read(envoy);
-            let mut pending = false;
-            for (ok, bad) in &wanted {
-                if now.get(bad) > self.get(bad) {
-                    return Err(format!("Envoy refused the update ({bad})"));
-                }
-                if now.get(ok) <= self.get(ok) {
-                    pending = true;
-                }
-            }
-            if !pending {
-                return Ok(());
-            }
-            if start.elapsed() > limit {
-                return Err(format!("Envoy did not take the update within {limit:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// A polling watcher: modification times and sizes of the watched files.
-struct Watcher {
-    gateway: PathBuf,
-    /// Source trees (`plugins/`, `common/`) or the `--modules` directory.
-    sources: Vec<PathBuf>,
-    last: (Snapshot, Snapshot),
-}
-
-type Snapshot = BTreeMap<PathBuf, (Option<SystemTime>, u64)>;
-
-struct Change {
-    what: String,
-    /// Sources changed (a rebuild is due), not only the gateway file.
-    sources: bool,
-}
-
-impl Watcher {
-    fn new(gateway: &Path, modules: Option<&Path>) -> Watcher {
-        let sources = match modules {
-            Some(dir) => vec![dir.to_path_buf()],
-            None => vec![util::root().join("plugins"), util::root().join("common")],
-        };
-        let mut w = Watcher {
-            gateway: gateway.to_path_buf(),
-            sources,
-            last: Default::default(),
-        };
-        w.last = w.snapshot();
-        w
-    }
-
-    fn describe(&self) -> String {
-        let mut names: Vec<String> = self
-            .sources
-            .iter()
-            .map(|s| format!("{}/", gateway::display(s)))
-            .collect();
-        names.push(gateway::display(&self.gateway));
-        names.join(", ")
-    }
-
-    fn snapshot(&self) -> (Snapshot, Snapshot) {
-        let mut gateway = Snapshot::new();
-        stat(&self.gateway, &mut gateway);
-        let mut sources = Snapshot::new();
-        for dir in &self.sources {
-            walk(dir, &mut sources);
-        }
-        (gateway, sources)
-    }
-
-    /// A change since the last poll, once the files have stopped changing (editors
-    /// often write in several steps), or after 5 s of steady writing, so a file
-    /// that never stops changing cannot keep Ctrl-C waiting.
-    fn poll(&mut self) -> Option<Change> {
-        let mut now = self.snapshot();
-        if now == self.last {
-            return None;
-        }
-        for _ in 0..50 {
-            std::thread::sleep(Duration::from_millis(100));
-            let again = self.snapshot();
-            if again == now || STOP.load(Ordering::SeqCst) {
-                break;
-            }
-            now = again;
-        }
-        let changed: Vec<String> = diff(&self.last.0, &now.0)
-            .chain(diff(&self.last.1, &now.1))
-            .map(|p| gateway::display(&p))
-            .collect();
-        let sources = self.last.1 != now.1;
-        self.last = now;
-        Some(Change {
-            what: changed.join(", "),
-            sources,
-        })
-    }
-}
-
-fn diff<'a>(a: &'a Snapshot, b: &'a Snapshot) -> impl Iterator<Item = PathBuf> + 'a {
-    let keys: BTreeSet<&PathBuf> = a.keys().chain(b.keys()).collect();
-    keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).cloned()
-}
-
-fn stat(path: &Path, out: &mut Snapshot) {
-    if let Ok(meta) = std::fs::metadata(path) {
-        out.insert(path.to_path_buf(), (meta.modified().ok(), meta.len()));
-    }
-}
-
-fn walk(dir: &Path, out: &mut Snapshot) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name == "target" || name.starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, out);
-        } else {
-            stat(&path, out);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::Checked;
+    use std::path::Path;
 
     fn gateway(text: &str) -> Gateway {
         gateway::parse(Path::new("gw.yaml"), "gw.yaml", text).unwrap()
@@ -844,60 +346,12 @@ plugins:
             .map(|(c, n)| (c.as_str(), n.as_str()))
             .collect();
         assert_eq!(got, expected);
-    }
-
-    #[test]
-    fn plugin_config_carries_config_env_and_failure_policy() {
-        let g = gateway(GW);
-        let tenant = g.chain()[0];
-        let config = plugin_config("gw-tenant", tenant, Path::new("/m/h.wasm"));
-        assert_eq!(config["name"], "gw-tenant");
-        assert_eq!(config["failure_policy"], "FAIL_OPEN");
-        assert_eq!(
-            config["configuration"]["value"],
-            r#"{"header":"x-tenant","values":["it's"]}"#
-        );
-        // No vm_id, as Istio: instances of one module share a VM per worker.
-        assert!(config["vm_config"].get("vm_id").is_none());
-        assert_eq!(
-            config["vm_config"]["code"]["local"]["filename"],
-            "/m/h.wasm"
-        );
-        assert_eq!(
-            config["vm_config"]["environment_variables"],
-            json!({"key_values": {"A": "1"}, "host_env_keys": ["PATH"]})
-        );
-        let team = g.chain()[1];
-        let config = plugin_config("gw-team", team, Path::new("/m/h.wasm"));
-        assert_eq!(config["failure_policy"], "FAIL_CLOSED");
-        assert!(config["vm_config"].get("environment_variables").is_none());
-    }
-
-    #[test]
-    fn auth_clusters_point_at_the_demo_auth_service() {
-        let mut g = gateway(GW);
-        let echo: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let auth: SocketAddr = "127.0.0.1:2".parse().unwrap();
-        let names = |c: &[Value]| -> Vec<String> {
-            c.iter()
-                .map(|c| c["name"].as_str().unwrap().to_string())
-                .collect()
-        };
-        assert_eq!(names(&clusters(&g.chain(), echo, None).unwrap()), ["echo"]);
-        // What dispatch-auth's registry entry reports for `cluster: ...`.
-        let cluster = "outbound|8080||auth.default.svc.cluster.local";
-        for i in &mut g.instances {
-            i.checked = Checked::auth_cluster(cluster.into());
-        }
-        let made = clusters(&g.chain(), echo, Some(auth)).unwrap();
-        assert_eq!(names(&made), ["echo", cluster]);
-        assert_eq!(made[1], static_cluster(cluster, auth));
-        let commands = curl_commands("http://h", &g);
-        assert_eq!(
-            commands.last().unwrap().0,
-            "curl -i http://h/ -H 'authorization: Bearer demo'"
-        );
-        g.instances[0].checked = Checked::auth_cluster(ECHO.into());
-        assert!(clusters(&g.chain(), echo, Some(auth)).is_err());
+        // Fused, the instances are walked the same: each still denies on its own.
+        let fused = GW
+            .replace("plugins:", "chain: true\nplugins:")
+            .replace("    phase: AUTHZ\n", "    phase: AUTHN\n    priority: -1\n    failStrategy: FAIL_OPEN\n    env: [{name: A, value: '1'}, {name: PATH, valueFrom: HOST}]\n");
+        let fused = gateway(&fused);
+        assert_eq!(fused.filters().filters.len(), 1);
+        assert_eq!(curl_commands("http://127.0.0.1:1", &fused), commands);
     }
 }

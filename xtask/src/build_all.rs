@@ -1,0 +1,107 @@
+//! `cargo xtask build-all`: the plugins the gateway files use (all of them when
+//! there are none) to size-optimized wasm32-wasip1 modules at
+//! `target/dist/<plugin>.wasm`, with their sha256 beside them, then each gateway's
+//! Istio manifests in `manifests/<gateway>/`.
+
+use crate::build::{self, dist_dir, module_info, module_path, Module};
+use crate::gateway::{self, Gateway};
+use crate::manifests;
+use crate::util::{root, Args, Result};
+use std::path::PathBuf;
+
+pub fn run_command(args: &[String]) -> Result<()> {
+    let mut gateways_path = gateway::default_dir();
+    let mut only: Option<String> = None;
+    let mut out = root().join("manifests");
+    let mut modules_dir: Option<PathBuf> = None;
+    let mut args = Args::new("build-all", args);
+    while let Some(flag) = args.flag() {
+        match flag {
+            "--gateways" => gateways_path = gateway::given(args.value(flag)?)?,
+            "--gateway" => only = Some(args.value(flag)?),
+            "--out" => out = PathBuf::from(args.value(flag)?),
+            "--modules" => modules_dir = Some(PathBuf::from(args.value(flag)?)),
+            other => return Err(args.unexpected(other)),
+        }
+    }
+    // Every config is checked before anything is built or written.
+    let gateways = gateway::select(&gateways_path, only.as_deref())?;
+    let plugins = if gateways.is_empty() {
+        build::plugins()?
+    } else {
+        let mut used: Vec<String> = gateways.iter().flat_map(Gateway::modules).collect();
+        used.sort();
+        used.dedup();
+        used
+    };
+    let dist = match modules_dir {
+        Some(dir) => {
+            for plugin in &plugins {
+                let m = module_info(plugin, &module_path(&dir, plugin))?;
+                print_module(&m);
+            }
+            dir
+        }
+        None => {
+            build::build(&plugins)?.iter().for_each(print_module);
+            dist_dir()
+        }
+    };
+    if gateways.is_empty() {
+        println!(
+            "no gateway files in {}: no manifests written",
+            gateways_path.display()
+        );
+        return Ok(());
+    }
+    let sha256 = |plugin: &str| module_info(plugin, &module_path(&dist, plugin)).map(|m| m.sha256);
+    let rendered = gateways
+        .iter()
+        .map(|g| manifests::render(g, &sha256))
+        .collect::<Result<Vec<_>>>()?;
+    for (gateway, files) in gateways.iter().zip(&rendered) {
+        manifests::write(&out, &gateway.name, files)?;
+        let plan = gateway.filters();
+        let chains = plan.filters.iter().filter(|f| f.is_chain()).count();
+        let fused = match chains {
+            0 => String::new(),
+            n => format!(
+                " ({} instances, {} fused into {n} chain{})",
+                gateway.instances.len(),
+                plan.fused(),
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        let count = files.len() - 1;
+        println!(
+            "{}/{}/: {count} WasmPlugin{} from {}{fused}",
+            gateway::display(&out),
+            gateway.name,
+            if count == 1 { "" } else { "s" },
+            gateway.display
+        );
+        for line in plan.report() {
+            println!("  {line}");
+        }
+        for (module, filters) in plan.env_clashes() {
+            println!(
+                "  note: {} run {module}.wasm with different vmConfig.env; in Istio they \
+                 share one VM per worker, which sees one of those sets only",
+                filters.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_module(m: &Module) {
+    println!(
+        "{:<24} {:>7.1} KB  sha256:{}",
+        m.plugin,
+        m.size as f64 / 1024.0,
+        m.sha256
+    );
+}
+
+#[cfg(test)]
+mod tests;
