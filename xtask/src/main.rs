@@ -6,6 +6,7 @@ mod build_all;
 mod envoy;
 mod fuzz;
 mod gateway;
+mod local;
 mod manifests;
 mod plugins;
 mod run;

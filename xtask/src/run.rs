@@ -212,7 +212,7 @@ fn print(stack: &Stack, gateway: &Gateway, envoy: &Envoy) {
         let indent = if filter.is_chain() {
             println!(
                 "  chain {}: one filter running {CHAIN}.wasm",
-                stack::envoy_name(gateway, filter)
+                crate::local::envoy_name(gateway, filter)
             );
             "    "
         } else {

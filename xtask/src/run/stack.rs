@@ -7,19 +7,16 @@ use super::chain_names;
 use crate::build::{self, module_info, module_path};
 use crate::gateway::fuse::Filter;
 use crate::gateway::{self, Gateway};
-use crate::plugins::{Checked, DEMO_TOKEN};
+use crate::local::{self, demo_auth_service, envoy_name, plugin_config, ECHO, WASM_TYPE};
+use crate::plugins::Checked;
 use crate::util::Result;
-use harness::envoy::{bootstrap, static_cluster, wasm_plugin_config};
-use harness::{Envoy, Reply, Request, Server};
+use harness::envoy::{bootstrap, static_cluster};
+use harness::{Envoy, Request, Server};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
-const ECHO: &str = "echo";
 
 /// What Envoy runs and the files it reads it from.
 pub struct Stack {
@@ -315,81 +312,14 @@ fn file_source(path: &Path) -> Value {
     })
 }
 
-/// A filter's name in Envoy: a plain instance's is its WasmPlugin's; a chain's is
-/// its WasmPlugin's and a digest of its instances' names in order. A change of a
-/// chain's instances is then a new filter, swapped in with the listener, and never
-/// a rewrite of one that connections on the old listener still run, which would
-/// run an instance twice or skip it until they close.
-pub fn envoy_name(gateway: &Gateway, filter: &Filter) -> String {
-    let name = filter.name(&gateway.name);
-    if !filter.is_chain() {
-        return name;
-    }
-    let digest = build::hex(&Sha256::digest(filter.names(",").as_bytes()));
-    format!("{name}+{}", digest.get(..8).unwrap_or(&digest))
-}
-
-/// The Envoy `PluginConfig` of one filter: its pluginConfig JSON (a chain's list of
-/// instances), env vars for the VM (inline values, and the host's own for
-/// `valueFrom: HOST`), failure policy.
-fn plugin_config(name: &str, filter: &Filter, module: &Path) -> Value {
-    let instance = filter.first();
-    let inline: Vec<(String, String)> = instance
-        .env
-        .iter()
-        .filter_map(|v| v.value.clone().map(|value| (v.name.clone(), value)))
-        .collect();
-    let host: Vec<&str> = instance
-        .env
-        .iter()
-        .filter(|v| v.value.is_none())
-        .map(|v| v.name.as_str())
-        .collect();
-    let mut config = wasm_plugin_config(name, module, &filter.config_json(), &inline);
-    if !host.is_empty() {
-        config["vm_config"]["environment_variables"]["host_env_keys"] = json!(host);
-    }
-    config["failure_policy"] = json!(instance.fail_strategy.envoy_policy());
-    config
-}
-
 /// The echo upstream's cluster, and one cluster for each auth cluster name the
 /// filters call, all pointing at the demo auth service.
 fn clusters(filters: &[Checked], echo: SocketAddr, auth: Option<SocketAddr>) -> Result<Vec<Value>> {
     let mut clusters = vec![static_cluster(ECHO, echo)];
-    let names: BTreeSet<&str> = filters
-        .iter()
-        .flat_map(|c| c.auth_clusters.iter().map(String::as_str))
-        .collect();
-    for name in names {
-        if name == ECHO {
-            return Err(format!(
-                "cluster name '{ECHO}' is the echo upstream's: pick another in the plugin config"
-            ));
-        }
-        let auth = auth.ok_or("the demo auth service is not running")?;
-        clusters.push(static_cluster(name, auth));
-    }
+    clusters.extend(local::auth_clusters(filters, auth)?);
     Ok(clusters)
 }
 
-fn demo_auth_service() -> Server {
-    Server::start(|req: &Request| {
-        if req.header_value("authorization") == Some(DEMO_TOKEN) {
-            // An identity for `allowed_upstream_headers: [x-user-id]` to copy.
-            Reply::with(200, &[("x-user-id", "demo")], "")
-        } else {
-            Reply::with(
-                401,
-                &[
-                    ("content-type", "text/plain"),
-                    ("www-authenticate", "Bearer realm=\"demo\""),
-                ],
-                "demo auth service: send Authorization: Bearer demo\n",
-            )
-        }
-    })
-}
 fn describe(changed: &Changed) -> String {
     let mut parts = Vec::new();
     if changed.clusters {

@@ -4,6 +4,7 @@
 use super::*;
 use crate::plugins::Checked;
 use crate::run::curl_commands;
+use sha2::{Digest, Sha256};
 
 fn gateway(text: &str) -> Gateway {
     gateway::parse(Path::new("gw.yaml"), "gw.yaml", text).unwrap()
