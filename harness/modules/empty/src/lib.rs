@@ -14,11 +14,14 @@
 //! - `debug-log-call`: calls `proxy_log` at debug, for Envoy to drop
 //! - `box`: a stream context that holds an `Rc` of the config and its id, as the
 //!   plugins' do (one allocation per stream; the others are zero-sized)
+//! - `alloc`: allocates and frees 16 bytes
 //! - `on-response-headers`: a stream context that implements
 //!   `on_http_response_headers` (returning `Continue`); alone, not with the above
 //! - `add-response-header`: adds one response header (implies the above)
 //! - `sdk-http-context`: streams made by a `set_http_context` callback instead of
 //!   the root context's `create_http_context`
+//! - `times=N`: the request probes run N times (1 to 100) per request, as N plugin
+//!   instances in one filter would each run them
 //!
 //! What an instance picks is kept per VM, so instances that pick differently need
 //! VMs of their own (a `vm_id` each, as the bench gives them).
@@ -41,8 +44,9 @@ const BOX: u32 = 1 << 5;
 const ON_RESPONSE_HEADERS: u32 = 1 << 6;
 const ADD_RESPONSE_HEADER: u32 = 1 << 7;
 const SDK_HTTP_CONTEXT: u32 = 1 << 8;
+const ALLOC: u32 = 1 << 9;
 
-const NAMES: [(&str, u32); 9] = [
+const NAMES: [(&str, u32); 10] = [
     ("header-pairs", HEADER_PAIRS),
     ("header-value", HEADER_VALUE),
     ("header-value-absent", HEADER_VALUE_ABSENT),
@@ -52,15 +56,17 @@ const NAMES: [(&str, u32); 9] = [
     ("on-response-headers", ON_RESPONSE_HEADERS),
     ("add-response-header", ADD_RESPONSE_HEADER),
     ("sdk-http-context", SDK_HTTP_CONTEXT),
+    ("alloc", ALLOC),
 ];
 
 /// What the request-side contexts do per request.
 const REQUEST_SIDE: u32 =
-    HEADER_PAIRS | HEADER_VALUE | HEADER_VALUE_ABSENT | DEBUG_LOG | DEBUG_LOG_CALL;
+    HEADER_PAIRS | HEADER_VALUE | HEADER_VALUE_ABSENT | DEBUG_LOG | DEBUG_LOG_CALL | ALLOC;
 
 // In a static rather than in the stream context, so that context stays zero-sized
 // and its Box allocates nothing: only `box` should pay for an allocation.
 static PROBES: AtomicU32 = AtomicU32::new(0);
+static TIMES: AtomicU32 = AtomicU32::new(1);
 static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 
 #[link(wasm_import_module = "env")]
@@ -99,7 +105,21 @@ impl RootContext for Root {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let mut probes = 0;
+        let mut times = 1;
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            if let Some(n) = word.strip_prefix("times=") {
+                match n.parse::<u32>() {
+                    Ok(n @ 1..=100) => times = n,
+                    _ => {
+                        log(
+                            LogLevel::Error,
+                            &format!("empty: times={n}: expected 1..=100"),
+                        );
+                        return false;
+                    }
+                }
+                continue;
+            }
             match NAMES.iter().find(|(name, _)| *name == word) {
                 Some((_, bit)) => probes |= bit,
                 None => {
@@ -120,6 +140,7 @@ impl RootContext for Root {
             LEVEL.store(level.min(u32::from(u8::MAX)) as u8, Ordering::Relaxed);
         }
         PROBES.store(probes, Ordering::Relaxed);
+        TIMES.store(times, Ordering::Relaxed);
         if probes & SDK_HTTP_CONTEXT != 0 {
             // The dispatcher then takes the path a module that calls
             // `set_http_context` in `main!` takes for every stream.
@@ -208,6 +229,12 @@ impl HttpContext for Responding {
 }
 
 fn request_probes() {
+    for _ in 0..TIMES.load(Ordering::Relaxed) {
+        request_probe_once();
+    }
+}
+
+fn request_probe_once() {
     let probes = PROBES.load(Ordering::Relaxed);
     if probes & HEADER_PAIRS != 0 {
         header_pairs();
@@ -223,6 +250,9 @@ fn request_probes() {
     }
     if probes & DEBUG_LOG_CALL != 0 {
         log(LogLevel::Debug, "empty: request headers");
+    }
+    if probes & ALLOC != 0 {
+        drop(std::hint::black_box(Box::new([0u64; 2])));
     }
 }
 
