@@ -59,6 +59,13 @@ pub fn plugin_config(name: &str, filter: &Filter, module: &Path) -> Value {
     config
 }
 
+/// The HTTP filter entry of `filter`, named as [`envoy_name`] says, running `module`.
+pub fn wasm_filter(gateway: &Gateway, filter: &Filter, module: &Path) -> Value {
+    let name = envoy_name(gateway, filter);
+    let config = plugin_config(&name, filter, module);
+    json!({"name": name, "typed_config": {"@type": WASM_TYPE, "config": config}})
+}
+
 /// One cluster for each auth cluster name the filters call, all pointing at the
 /// auth service at `auth`.
 pub fn auth_clusters(filters: &[Checked], auth: Option<SocketAddr>) -> Result<Vec<Value>> {

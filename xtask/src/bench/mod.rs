@@ -1,168 +1,75 @@
 //! `cargo xtask bench`: what each plugin costs per request, in Envoy CPU time,
-//! beside the native Envoy filter that does the same job. Each case runs in its own
-//! Envoy (one worker) under 16 keep-alive connections; the cost is Envoy's CPU time
-//! (all threads, from /proc schedstat) divided by the requests sent, minus the same
-//! figure for an Envoy with no filter. `--soak` (in `soak/`) watches memory instead.
+//! beside the native Envoy filter that does the same job, an empty wasm filter
+//! (the floor every wasm filter pays) and the example ingress gateway's stack.
+//! Each case runs in its own Envoy (one worker) under 16 keep-alive connections;
+//! the cost is Envoy's CPU time (all threads, from /proc schedstat) divided by the
+//! requests sent, beside the same figure for an Envoy with no filter, with the
+//! throughput and Envoy's RSS. `--soak` (in `soak/`) watches memory instead.
 
 use crate::util::{Args, Result};
 use crate::{build, envoy};
-use harness::envoy::{hcm, static_cluster};
+use harness::envoy::{hcm, static_cluster, test_modules_dir};
 use harness::http::Connection;
+use harness::stack::Form;
 use harness::{Reply, Request, Server, Stack};
 
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod cases;
+mod ingress;
 mod soak;
+
+pub use cases::{stacked, ALICE_BASIC};
 
 const WARMUP: usize = 1000;
 const CONNECTIONS: usize = 16;
 const ROUNDS: usize = 3;
+/// The test-only module of `harness/modules/empty`.
+const EMPTY: &str = "empty";
 
-/// A user `alice` with password `secret`, as htpasswd `{SHA}` and as Basic credentials.
-const ALICE_SHA: &str = "alice:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=";
-const ALICE_BASIC: &str = "Basic YWxpY2U6c2VjcmV0";
-
-struct Case {
-    name: &'static str,
-    filters: Vec<Filter>,
+/// One Envoy to measure: its filters, and the request that passes all of them.
+pub struct Case {
+    pub name: String,
+    pub filters: Vec<Filter>,
     /// Request headers that make every filter of the case let the request through.
-    headers: &'static [(&'static str, &'static str)],
+    pub headers: Vec<(String, String)>,
+    /// Clusters besides `auth` (the auth service that allows everything): the ones
+    /// a gateway's instances call.
+    pub clusters: Vec<Value>,
 }
 
-enum Filter {
+impl Case {
+    pub fn new(name: &str, filters: Vec<Filter>) -> Case {
+        Case {
+            name: name.to_string(),
+            filters,
+            headers: Vec::new(),
+            clusters: Vec::new(),
+        }
+    }
+
+    pub fn headers(mut self, headers: &[(&str, &str)]) -> Case {
+        self.headers = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        self
+    }
+}
+
+pub enum Filter {
+    /// A plugin of `target/dist` with its config, in a VM of its own.
     Plugin(&'static str, Value),
     Native(Value),
+    /// A whole filter entry, built elsewhere (the empty module, a gateway instance).
+    Entry(Value),
 }
-
-fn cases() -> Vec<Case> {
-    use Filter::{Native, Plugin};
-    let ext_authz = json!({
-        "name": "envoy.filters.http.ext_authz",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
-            "http_service": {"server_uri": {"uri": "http://auth", "cluster": "auth", "timeout": "1s"}},
-            "allowed_headers": {"patterns": [{"exact": "authorization"}]},
-        }
-    });
-    let dispatch = |ttl_ms: u64| json!({"cluster": "auth", "allowed_headers": ["authorization"], "cache": {"ttl_ms": ttl_ms}});
-    vec![
-        Case {
-            name: "no filter (baseline)",
-            filters: vec![],
-            headers: &[],
-        },
-        Case {
-            name: "header-authorization",
-            filters: vec![Plugin("header-authorization", json!({}))],
-            headers: &[("allow", "true")],
-        },
-        Case {
-            name: "  native rbac (header match)",
-            filters: vec![Native(json!({
-                "name": "envoy.filters.http.rbac",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
-                    "rules": {"action": "ALLOW", "policies": {"allow": {
-                        "permissions": [{"any": true}],
-                        "principals": [{"header": {"name": "allow", "string_match": {"exact": "true"}}}]
-                    }}}
-                }
-            }))],
-            headers: &[("allow", "true")],
-        },
-        Case {
-            name: "basic-auth ({SHA} user)",
-            filters: vec![Plugin(
-                "basic-auth",
-                json!({"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": [ALICE_SHA]}]}),
-            )],
-            headers: &[("authorization", ALICE_BASIC)],
-        },
-        Case {
-            name: "  native basic_auth",
-            filters: vec![Native(json!({
-                "name": "envoy.filters.http.basic_auth",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.basic_auth.v3.BasicAuth",
-                    "users": {"inline_string": ALICE_SHA}
-                }
-            }))],
-            headers: &[("authorization", ALICE_BASIC)],
-        },
-        Case {
-            name: "response-headers (set one)",
-            filters: vec![Plugin(
-                "response-headers",
-                json!({"response_headers": [{"name": "hello", "value": "world"}]}),
-            )],
-            headers: &[],
-        },
-        Case {
-            name: "  native header_mutation",
-            filters: vec![Native(json!({
-                "name": "envoy.filters.http.header_mutation",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-                    "mutations": {"response_mutations": [{"append": {
-                        "header": {"key": "hello", "value": "world"},
-                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"
-                    }}]}
-                }
-            }))],
-            headers: &[],
-        },
-        Case {
-            name: "dispatch-auth (call per request)",
-            filters: vec![Plugin("dispatch-auth", dispatch(0))],
-            headers: &[("authorization", "Bearer demo")],
-        },
-        Case {
-            name: "dispatch-auth (cache hits)",
-            filters: vec![Plugin("dispatch-auth", dispatch(600_000))],
-            headers: &[("authorization", "Bearer demo")],
-        },
-        Case {
-            name: "  native ext_authz",
-            filters: vec![Native(ext_authz)],
-            headers: &[("authorization", "Bearer demo")],
-        },
-        Case {
-            name: "all four plugins stacked",
-            filters: stacked(),
-            headers: STACKED_HEADERS,
-        },
-    ]
-}
-
-/// The four plugins in one chain, as a gateway would run them; the soak runs the same.
-fn stacked() -> Vec<Filter> {
-    vec![
-        Filter::Plugin(
-            "response-headers",
-            json!({"response_headers": [{"name": "hello", "value": "world"}]}),
-        ),
-        Filter::Plugin("header-authorization", json!({})),
-        Filter::Plugin(
-            "basic-auth",
-            json!({"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": [ALICE_SHA]}]}),
-        ),
-        Filter::Plugin(
-            "dispatch-auth",
-            json!({"cluster": "auth", "allowed_headers": ["x-token"], "cache": {"ttl_ms": 600_000}}),
-        ),
-    ]
-}
-
-/// Request headers that every filter of [`stacked`] lets through.
-const STACKED_HEADERS: &[(&str, &str)] = &[
-    ("allow", "true"),
-    ("authorization", ALICE_BASIC),
-    ("x-token", "demo"),
-];
 
 pub fn run_command(args: &[String]) -> Result<()> {
     let mut requests = None;
+    let mut rounds = None;
     let mut soak = false;
     let mut only = None;
     let mut args = Args::new("bench", args);
@@ -170,6 +77,12 @@ pub fn run_command(args: &[String]) -> Result<()> {
         match flag {
             "--requests" => {
                 requests = Some(
+                    args.parsed::<std::num::NonZeroUsize>(flag, "a positive number")?
+                        .get(),
+                )
+            }
+            "--rounds" => {
+                rounds = Some(
                     args.parsed::<std::num::NonZeroUsize>(flag, "a positive number")?
                         .get(),
                 )
@@ -182,68 +95,147 @@ pub fn run_command(args: &[String]) -> Result<()> {
     if only.is_some() && !soak {
         return Err("bench: --plugins goes with --soak".into());
     }
+    if soak && rounds.is_some() {
+        return Err("bench: --soak takes no --rounds".into());
+    }
     if soak {
         soak::check(only.as_deref())?;
+        build::build(&build::plugins()?)?;
+    } else {
+        let empty = [EMPTY.to_string()];
+        build::build_sets(&[
+            (&build::plugins()?, build::dist_dir()),
+            (&empty, test_modules_dir()),
+        ])?;
     }
-    build::build(&build::plugins()?)?;
     let envoy_bin = envoy::find()?;
     std::env::set_var("ENVOY_BIN", envoy_bin);
     std::env::set_var("PLUGIN_DIST", build::dist_dir());
     if soak {
         return soak::run(requests.unwrap_or(soak::REQUESTS), only.as_deref());
     }
-    let requests = requests.unwrap_or(10000);
 
-    // The auth service answers from this process, so its CPU is not Envoy's; the
+    // The auth services answer from this process, so their CPU is not Envoy's; the
     // route answers directly, so no upstream shares the machine's two cores either.
     let auth = Server::start(|_| Reply::status(200));
-    let cases = cases();
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
-    let mut rates: Vec<f64> = vec![0.0; cases.len()];
-    // Rounds interleave the cases, so a burst of other load on the machine spreads
-    // over all of them instead of skewing one; the median of the rounds is shown.
-    for _ in 0..ROUNDS {
-        for (i, case) in cases.iter().enumerate() {
-            let envoy = start(case, &auth)?;
-            let mut request = Request::get("/bench");
-            for (name, value) in case.headers {
-                request = request.header(name, value);
-            }
-            drive(&envoy, &request, WARMUP).map_err(|e| format!("{}: {e}", case.name))?;
-            let (cpu0, t0) = (envoy.cpu_time(), Instant::now());
-            drive(&envoy, &request, requests).map_err(|e| format!("{}: {e}", case.name))?;
-            let (cpu, wall) = (envoy.cpu_time() - cpu0, t0.elapsed());
-            samples[i].push(cpu / requests as u32);
-            rates[i] += requests as f64 / wall.as_secs_f64() / ROUNDS as f64;
-        }
-    }
+    let demo = crate::local::demo_auth_service();
+    let (cases, skipped) = cases::cases(demo.addr())?;
+    let requests = requests.unwrap_or(10000);
+    let rounds = rounds.unwrap_or(ROUNDS);
+    let samples = measure(&cases, &auth, requests, rounds)?;
     println!(
-        "\n{requests} requests per case and round, {ROUNDS} rounds, {CONNECTIONS} keep-alive \
-         connections, Envoy --concurrency 1, direct response"
+        "\n{requests} requests per case and round, {rounds} rounds, {CONNECTIONS} keep-alive \
+         connections, Envoy --concurrency 1, direct response; medians of the rounds"
     );
-    println!(
-        "{:<34} {:>12} {:>12} {:>10}",
-        "case", "CPU/request", "added", "req/s"
-    );
-    let mut baseline = None;
-    for ((case, mut per_request), rate) in cases.iter().zip(samples).zip(rates) {
-        per_request.sort();
-        let median = per_request[per_request.len() / 2];
-        let base = *baseline.get_or_insert(median);
-        println!(
-            "{:<34} {:>9.1} µs {:>+9.1} µs {:>10.0}",
-            case.name,
-            micros(median),
-            micros(median) - micros(base),
-            rate
-        );
+    report(&cases, &samples, cases::FLOOR);
+    for note in skipped {
+        println!("skipped: {note}");
     }
     Ok(())
 }
 
+/// What one round of one case measured.
+#[derive(Clone, Copy)]
+struct Sample {
+    /// Envoy's CPU time per request.
+    cpu: Duration,
+    /// Requests per second, wall time.
+    rate: f64,
+    /// Envoy's VmRSS after the warm-up, in KiB.
+    rss_kib: u64,
+}
+
+/// Runs every case once per round, the cases interleaved, so a burst of other load
+/// on the machine spreads over all of them instead of skewing one. Returns the
+/// samples per case, one per round.
+fn measure(
+    cases: &[Case],
+    auth: &Server,
+    requests: usize,
+    rounds: usize,
+) -> Result<Vec<Vec<Sample>>> {
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); cases.len()];
+    for round in 1..=rounds {
+        println!("round {round} of {rounds}: {} cases", cases.len());
+        for (i, case) in cases.iter().enumerate() {
+            let envoy = start(case, auth)?;
+            let mut request = Request::get("/bench");
+            for (name, value) in &case.headers {
+                request = request.header(name, value);
+            }
+            let fail = |e: String| format!("{}: {e}", case.name);
+            drive(&envoy, &request, WARMUP).map_err(fail)?;
+            let rss_kib = vm_rss_kib(envoy.pid());
+            let (cpu0, t0) = (envoy.cpu_time(), Instant::now());
+            drive(&envoy, &request, requests).map_err(fail)?;
+            let (cpu, wall) = (envoy.cpu_time() - cpu0, t0.elapsed());
+            samples[i].push(Sample {
+                cpu: cpu / requests as u32,
+                rate: requests as f64 / wall.as_secs_f64(),
+                rss_kib,
+            });
+        }
+    }
+    Ok(samples)
+}
+
+/// The table: per case the medians of its rounds; the first case is the one
+/// without a filter, `floor` the one empty wasm filter.
+fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize) {
+    let cpu = |i: usize| median(samples[i].iter().map(|s| micros(s.cpu)).collect());
+    let base = cpu(0);
+    let floor_added = cpu(floor) - base;
+    let name_width = cases.iter().map(|c| c.name.len()).max().unwrap_or(0).max(4);
+    let compared = format!("{:>8}", "x floor");
+    println!(
+        "{:<name_width$} {:>10} {:>10} {compared} {:>8} {:>9} {:>8}",
+        "case", "CPU/req", "added", "req/s", "vs none", "RSS"
+    );
+    for (i, case) in cases.iter().enumerate() {
+        let cpu = cpu(i);
+        let added = cpu - base;
+        let compared = if case.filters.len() == 1 && floor_added > 0.0 {
+            format!("{:>7.1}x", added / floor_added)
+        } else {
+            format!("{:>8}", "")
+        };
+        // Requests per second against the case without a filter, round by round.
+        let ratio = median(
+            samples[i]
+                .iter()
+                .zip(&samples[0])
+                .map(|(s, b)| s.rate / b.rate)
+                .collect(),
+        );
+        let rate = median(samples[i].iter().map(|s| s.rate).collect());
+        let rss = median(samples[i].iter().map(|s| s.rss_kib as f64).collect());
+        println!(
+            "{:<name_width$} {:>7.2} µs {:>+7.2} µs {compared} {rate:>8.0} {:>8.2}x {:>4.1} MiB",
+            case.name,
+            cpu,
+            added,
+            ratio,
+            rss / 1024.0,
+        );
+    }
+    println!(
+        "added: CPU over no filter; x floor: added CPU over one empty wasm filter's (cases \
+         of one filter); vs none: throughput over no filter's in the same rounds; RSS: \
+         Envoy's VmRSS after the warm-up"
+    );
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// An Envoy running `case`'s filters in front of a direct 200 response.
 fn start(case: &Case, auth: &Server) -> Result<harness::Envoy> {
+    // Each plugin a filter of its own, whatever HARNESS_FORM says: the chain cases
+    // build their chain filters themselves.
     let mut stack = Stack::new()
+        .form(Form::Separate)
         .quiet()
         .cluster(static_cluster("auth", auth.addr()))
         .patch(|config| {
@@ -252,10 +244,13 @@ fn start(case: &Case, auth: &Server) -> Result<harness::Envoy> {
                 "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}
             });
         });
+    for cluster in &case.clusters {
+        stack = stack.cluster(cluster.clone());
+    }
     for filter in &case.filters {
         stack = match filter {
             Filter::Plugin(plugin, config) => stack.plugin(plugin, config.clone()),
-            Filter::Native(filter) => stack.filter(filter.clone()),
+            Filter::Native(filter) | Filter::Entry(filter) => stack.filter(filter.clone()),
         };
     }
     stack
@@ -290,6 +285,40 @@ fn drive(envoy: &harness::Envoy, request: &Request, total: usize) -> Result<()> 
             .map_err(|_| "client thread panicked".to_string())??;
     }
     Ok(())
+}
+
+/// The empty module's filter entry `name`, doing what `probes` names (see
+/// `harness/modules/empty`). Without a `vm_id`, as Istio: filters of the same code
+/// and VM config share one VM per worker.
+fn empty_filter(name: &str, probes: &str) -> Filter {
+    Filter::Entry(harness::envoy::wasm_filter_at(
+        name,
+        &empty_module(),
+        probes,
+    ))
+}
+
+fn empty_module() -> PathBuf {
+    test_modules_dir().join(format!("{EMPTY}.wasm"))
+}
+
+/// `filter` with a VM of its own, `vm_id`, instead of sharing one with the other
+/// filters of its module.
+fn own_vm(mut filter: Filter, vm_id: &str) -> Filter {
+    if let Filter::Entry(entry) | Filter::Native(entry) = &mut filter {
+        harness::envoy::own_vm(entry, vm_id);
+    }
+    filter
+}
+
+/// Envoy's resident set (`VmRSS`) in KiB, 0 when it cannot be read.
+fn vm_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn micros(d: Duration) -> f64 {

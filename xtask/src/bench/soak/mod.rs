@@ -51,6 +51,7 @@ fn filters(only: Option<&str>) -> Result<Vec<(&'static str, Filter)>> {
             }
             Filter::Plugin(name, config) => (name, Filter::Plugin(name, config)),
             Filter::Native(_) => ("native", filter),
+            Filter::Entry(_) => ("entry", filter),
         })
         .collect();
     let Some(only) = only else { return Ok(all) };
@@ -127,11 +128,7 @@ pub fn run(requests: usize, only: Option<&str>) -> Result<()> {
     let plugins: Vec<&str> = filters.iter().map(|(name, _)| *name).collect();
     let step = (requests / 10).clamp(1000, STEP);
     let auth = auth_service();
-    let case = Case {
-        name: "soak",
-        filters: filters.into_iter().map(|(_, f)| f).collect(),
-        headers: &[],
-    };
+    let case = Case::new("soak", filters.into_iter().map(|(_, f)| f).collect());
     let envoy = start(&case, &auth)?;
     let started = Instant::now();
     let deadline = started + TIME_LIMIT;
