@@ -4,7 +4,8 @@
 //! Each case runs in its own Envoy (one worker) under 16 keep-alive connections;
 //! the cost is Envoy's CPU time (all threads, from /proc schedstat) divided by the
 //! requests sent, beside the same figure for an Envoy with no filter, with the
-//! throughput and Envoy's RSS. `--soak` (in `soak/`) watches memory instead.
+//! throughput and Envoy's RSS. `--costs` (in `costs.rs`) prices what a filter does
+//! per request against the empty one; `--soak` (in `soak/`) watches memory instead.
 
 use crate::util::{Args, Result};
 use crate::{build, envoy};
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod cases;
+mod costs;
 mod ingress;
 mod soak;
 
@@ -38,6 +40,8 @@ pub struct Case {
     /// Clusters besides `auth` (the auth service that allows everything): the ones
     /// a gateway's instances call.
     pub clusters: Vec<Value>,
+    /// How many times per request the case does what it prices (`--costs`).
+    pub times: u32,
 }
 
 impl Case {
@@ -47,7 +51,13 @@ impl Case {
             filters,
             headers: Vec::new(),
             clusters: Vec::new(),
+            times: 1,
         }
+    }
+
+    pub fn times(mut self, times: u32) -> Case {
+        self.times = times;
+        self
     }
 
     pub fn headers(mut self, headers: &[(&str, &str)]) -> Case {
@@ -67,10 +77,19 @@ pub enum Filter {
     Entry(Value),
 }
 
+/// What the cases of one run are compared with, beside the case without a filter.
+enum Floor {
+    /// Added CPU as a multiple of the floor's, for the cases of one filter.
+    Multiple,
+    /// CPU over the floor's, in µs, for every case.
+    Over,
+}
+
 pub fn run_command(args: &[String]) -> Result<()> {
     let mut requests = None;
     let mut rounds = None;
     let mut soak = false;
+    let mut costs = false;
     let mut only = None;
     let mut args = Args::new("bench", args);
     while let Some(flag) = args.flag() {
@@ -88,6 +107,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
                 )
             }
             "--soak" => soak = true,
+            "--costs" => costs = true,
             "--plugins" => only = Some(args.value(flag)?),
             other => return Err(args.unexpected(other)),
         }
@@ -95,8 +115,8 @@ pub fn run_command(args: &[String]) -> Result<()> {
     if only.is_some() && !soak {
         return Err("bench: --plugins goes with --soak".into());
     }
-    if soak && rounds.is_some() {
-        return Err("bench: --soak takes no --rounds".into());
+    if soak && (costs || rounds.is_some()) {
+        return Err("bench: --soak takes neither --costs nor --rounds".into());
     }
     if soak {
         soak::check(only.as_deref())?;
@@ -119,15 +139,20 @@ pub fn run_command(args: &[String]) -> Result<()> {
     // route answers directly, so no upstream shares the machine's two cores either.
     let auth = Server::start(|_| Reply::status(200));
     let demo = crate::local::demo_auth_service();
-    let (cases, skipped) = cases::cases(demo.addr())?;
-    let requests = requests.unwrap_or(10000);
-    let rounds = rounds.unwrap_or(ROUNDS);
+    let (cases, skipped, floor, compare) = if costs {
+        (costs::cases(), Vec::new(), costs::FLOOR, Floor::Over)
+    } else {
+        let (cases, skipped) = cases::cases(demo.addr())?;
+        (cases, skipped, cases::FLOOR, Floor::Multiple)
+    };
+    let requests = requests.unwrap_or(if costs { costs::REQUESTS } else { 10000 });
+    let rounds = rounds.unwrap_or(if costs { costs::ROUNDS } else { ROUNDS });
     let samples = measure(&cases, &auth, requests, rounds)?;
     println!(
         "\n{requests} requests per case and round, {rounds} rounds, {CONNECTIONS} keep-alive \
          connections, Envoy --concurrency 1, direct response; medians of the rounds"
     );
-    report(&cases, &samples, cases::FLOOR);
+    report(&cases, &samples, floor, compare);
     for note in skipped {
         println!("skipped: {note}");
     }
@@ -181,12 +206,15 @@ fn measure(
 
 /// The table: per case the medians of its rounds; the first case is the one
 /// without a filter, `floor` the one empty wasm filter.
-fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize) {
+fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize, compare: Floor) {
     let cpu = |i: usize| median(samples[i].iter().map(|s| micros(s.cpu)).collect());
     let base = cpu(0);
     let floor_added = cpu(floor) - base;
     let name_width = cases.iter().map(|c| c.name.len()).max().unwrap_or(0).max(4);
-    let compared = format!("{:>8}", "x floor");
+    let compared = match compare {
+        Floor::Multiple => format!("{:>8}", "x floor"),
+        Floor::Over => format!("{:>11} {:>10}", "over floor", "per time"),
+    };
     println!(
         "{:<name_width$} {:>10} {:>10} {compared} {:>8} {:>9} {:>8}",
         "case", "CPU/req", "added", "req/s", "vs none", "RSS"
@@ -194,10 +222,27 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize) {
     for (i, case) in cases.iter().enumerate() {
         let cpu = cpu(i);
         let added = cpu - base;
-        let compared = if case.filters.len() == 1 && floor_added > 0.0 {
-            format!("{:>7.1}x", added / floor_added)
-        } else {
-            format!("{:>8}", "")
+        let compared = match compare {
+            Floor::Multiple if case.filters.len() == 1 && floor_added > 0.0 => {
+                format!("{:>7.1}x", added / floor_added)
+            }
+            Floor::Multiple => format!("{:>8}", ""),
+            Floor::Over => {
+                // Round by round, so what moved a whole round cancels out.
+                let over = median(
+                    samples[i]
+                        .iter()
+                        .zip(&samples[floor])
+                        .map(|(s, f)| micros(s.cpu) - micros(f.cpu))
+                        .collect(),
+                );
+                let per = if case.times > 1 {
+                    format!("{:>+7.3} µs", over / f64::from(case.times))
+                } else {
+                    String::new()
+                };
+                format!("{:>+8.2} µs {per:>10}", over)
+            }
         };
         // Requests per second against the case without a filter, round by round.
         let ratio = median(
@@ -219,9 +264,15 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize) {
         );
     }
     println!(
-        "added: CPU over no filter; x floor: added CPU over one empty wasm filter's (cases \
-         of one filter); vs none: throughput over no filter's in the same rounds; RSS: \
-         Envoy's VmRSS after the warm-up"
+        "added: CPU over no filter; {}; vs none: throughput over no filter's in the same \
+         rounds; RSS: Envoy's VmRSS after the warm-up",
+        match compare {
+            Floor::Multiple =>
+                "x floor: added CPU over one empty wasm filter's (cases of one filter)",
+            Floor::Over =>
+                "over floor: CPU over the empty filter's, median of the rounds' differences; \
+                 per time: that over the times the case does its thing per request",
+        }
     );
 }
 
