@@ -7,6 +7,7 @@
 //! `cargo xtask bench --costs` can price each one against the floor:
 //!
 //! - `header-pairs`: reads the request header map once (`proxy_get_header_map_pairs`)
+//!   and looks for `allow: true` in it, as header-authorization does
 //! - `header-value`: reads the request header `allow` (`proxy_get_header_map_value`)
 //! - `header-value-absent`: reads a request header that is not there
 //! - `debug-log`: logs at debug behind a level read at configure time (no host call
@@ -266,10 +267,32 @@ fn header_pairs() {
         proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size);
         if !data.is_null() {
             let buf = Vec::from_raw_parts(data, size, size);
-            // The pair count, as a reader of the map starts with.
-            std::hint::black_box(buf.first());
+            std::hint::black_box(find(&buf, b"allow") == Some(b"true".as_slice()));
         }
     }
+}
+
+/// The value of `name` in a serialized header map: a count, then the name and
+/// value sizes of each pair, then each name and value followed by a NUL.
+fn find<'a>(buf: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let u32_at = |at: usize| -> Option<usize> {
+        let bytes = buf.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes(bytes.try_into().ok()?) as usize)
+    };
+    let count = u32_at(0)?;
+    let mut data = count.checked_mul(8)?.checked_add(4)?;
+    for i in 0..count {
+        let sizes = i.checked_mul(8)?.checked_add(4)?;
+        let (name_len, value_len) = (u32_at(sizes)?, u32_at(sizes.checked_add(4)?)?);
+        let name_end = data.checked_add(name_len)?;
+        let value_start = name_end.checked_add(1)?;
+        let value_end = value_start.checked_add(value_len)?;
+        if buf.get(data..name_end)? == name {
+            return buf.get(value_start..value_end);
+        }
+        data = value_end.checked_add(1)?;
+    }
+    None
 }
 
 fn header_value(name: &str) {
@@ -294,5 +317,19 @@ fn log(level: LogLevel, message: &str) {
     // SAFETY: the slice is valid for the duration of the call.
     unsafe {
         proxy_log(level as u32, message.as_ptr(), message.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find;
+
+    #[test]
+    fn find_reads_the_hosts_header_map_format() {
+        let map = b"\x02\0\0\0\x05\0\0\0\x01\0\0\0\x05\0\0\0\x04\0\0\0:path\0/\0allow\0true\0";
+        assert_eq!(find(map, b"allow"), Some(b"true".as_slice()));
+        assert_eq!(find(map, b":path"), Some(b"/".as_slice()));
+        assert_eq!(find(map, b"host"), None);
+        assert_eq!(find(map.get(..30).unwrap_or_default(), b"allow"), None);
     }
 }
