@@ -91,6 +91,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
     let mut soak = false;
     let mut costs = false;
     let mut only = None;
+    let mut pick = None;
     let mut args = Args::new("bench", args);
     while let Some(flag) = args.flag() {
         match flag {
@@ -109,14 +110,15 @@ pub fn run_command(args: &[String]) -> Result<()> {
             "--soak" => soak = true,
             "--costs" => costs = true,
             "--plugins" => only = Some(args.value(flag)?),
+            "--cases" => pick = Some(args.value(flag)?),
             other => return Err(args.unexpected(other)),
         }
     }
     if only.is_some() && !soak {
         return Err("bench: --plugins goes with --soak".into());
     }
-    if soak && (costs || rounds.is_some()) {
-        return Err("bench: --soak takes neither --costs nor --rounds".into());
+    if soak && (costs || rounds.is_some() || pick.is_some()) {
+        return Err("bench: --soak takes no --costs, --rounds or --cases".into());
     }
     if soak {
         soak::check(only.as_deref())?;
@@ -145,6 +147,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
         let (cases, skipped) = cases::cases(demo.addr())?;
         (cases, skipped, cases::FLOOR, Floor::Multiple)
     };
+    let (cases, floor) = pick_cases(cases, floor, pick.as_deref())?;
     let requests = requests.unwrap_or(if costs { costs::REQUESTS } else { 10000 });
     let rounds = rounds.unwrap_or(if costs { costs::ROUNDS } else { ROUNDS });
     let samples = measure(&cases, &auth, requests, rounds)?;
@@ -159,6 +162,45 @@ pub fn run_command(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The cases whose names hold one of the comma-separated words of `pick`, with the
+/// case without a filter and the floor, which the others are compared with; and
+/// where the floor now is.
+fn pick_cases(cases: Vec<Case>, floor: usize, pick: Option<&str>) -> Result<(Vec<Case>, usize)> {
+    let Some(pick) = pick else {
+        return Ok((cases, floor));
+    };
+    let words: Vec<&str> = pick
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .collect();
+    let wanted =
+        |i: usize, case: &Case| i == 0 || i == floor || words.iter().any(|w| case.name.contains(w));
+    if !cases
+        .iter()
+        .any(|c| words.iter().any(|w| c.name.contains(w)))
+    {
+        let names: Vec<&str> = cases.iter().map(|c| c.name.trim()).collect();
+        return Err(format!(
+            "bench: --cases {pick}: no case name holds it (cases: {})",
+            names.join("; ")
+        ));
+    }
+    let floor = cases
+        .iter()
+        .enumerate()
+        .take(floor)
+        .filter(|(i, c)| wanted(*i, c))
+        .count();
+    let picked: Vec<Case> = cases
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| wanted(*i, c))
+        .map(|(_, c)| c)
+        .collect();
+    Ok((picked, floor))
+}
+
 /// What one round of one case measured.
 #[derive(Clone, Copy)]
 struct Sample {
@@ -168,6 +210,10 @@ struct Sample {
     rate: f64,
     /// Envoy's VmRSS after the warm-up, in KiB.
     rss_kib: u64,
+    /// What Envoy's allocator holds for live objects then (`server.memory_allocated`),
+    /// in bytes: RSS also counts pages it keeps after they were freed, such as
+    /// those V8 used while compiling a module.
+    allocated: u64,
 }
 
 /// Runs every case once per round, the cases interleaved, so a burst of other load
@@ -191,6 +237,7 @@ fn measure(
             let fail = |e: String| format!("{}: {e}", case.name);
             drive(&envoy, &request, WARMUP).map_err(fail)?;
             let rss_kib = vm_rss_kib(envoy.pid());
+            let allocated = envoy.stat("server.memory_allocated").unwrap_or(0);
             let (cpu0, t0) = (envoy.cpu_time(), Instant::now());
             drive(&envoy, &request, requests).map_err(fail)?;
             let (cpu, wall) = (envoy.cpu_time() - cpu0, t0.elapsed());
@@ -198,6 +245,7 @@ fn measure(
                 cpu: cpu / requests as u32,
                 rate: requests as f64 / wall.as_secs_f64(),
                 rss_kib,
+                allocated,
             });
         }
     }
@@ -216,8 +264,8 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize, compare: Floor)
         Floor::Over => format!("{:>11} {:>10}", "over floor", "per time"),
     };
     println!(
-        "{:<name_width$} {:>10} {:>10} {compared} {:>8} {:>9} {:>8}",
-        "case", "CPU/req", "added", "req/s", "vs none", "RSS"
+        "{:<name_width$} {:>10} {:>10} {compared} {:>8} {:>9} {:>8} {:>9}",
+        "case", "CPU/req", "added", "req/s", "vs none", "RSS", "allocated"
     );
     for (i, case) in cases.iter().enumerate() {
         let cpu = cpu(i);
@@ -254,18 +302,21 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize, compare: Floor)
         );
         let rate = median(samples[i].iter().map(|s| s.rate).collect());
         let rss = median(samples[i].iter().map(|s| s.rss_kib as f64).collect());
+        let allocated = median(samples[i].iter().map(|s| s.allocated as f64).collect());
         println!(
-            "{:<name_width$} {:>7.2} µs {:>+7.2} µs {compared} {rate:>8.0} {:>8.2}x {:>4.1} MiB",
+            "{:<name_width$} {:>7.2} µs {:>+7.2} µs {compared} {rate:>8.0} {:>8.2}x {:>4.1} MiB {:>5.1} MiB",
             case.name,
             cpu,
             added,
             ratio,
             rss / 1024.0,
+            allocated / (1024.0 * 1024.0),
         );
     }
     println!(
         "added: CPU over no filter; {}; vs none: throughput over no filter's in the same \
-         rounds; RSS: Envoy's VmRSS after the warm-up",
+         rounds; RSS: Envoy's VmRSS after the warm-up; allocated: what its allocator then \
+         holds for live objects (RSS also keeps freed pages, such as V8's while compiling)",
         match compare {
             Floor::Multiple =>
                 "x floor: added CPU over one empty wasm filter's (cases of one filter)",
@@ -374,4 +425,40 @@ fn vm_rss_kib(pid: u32) -> u64 {
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picked_cases_keep_the_baseline_and_the_floor() {
+        let cases = || {
+            ["none", "floor", "alpha", "beta", "gamma"]
+                .map(|n| Case::new(n, vec![]))
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        let names = |(cases, floor): (Vec<Case>, usize)| {
+            (cases.into_iter().map(|c| c.name).collect::<Vec<_>>(), floor)
+        };
+        assert_eq!(
+            names(pick_cases(cases(), 1, Some("gam, alp")).unwrap()),
+            (
+                vec![
+                    "none".into(),
+                    "floor".into(),
+                    "alpha".into(),
+                    "gamma".into()
+                ],
+                1
+            )
+        );
+        assert_eq!(
+            names(pick_cases(cases(), 3, Some("gamma")).unwrap()),
+            (vec!["none".into(), "beta".into(), "gamma".into()], 1)
+        );
+        assert_eq!(names(pick_cases(cases(), 1, None).unwrap()).0.len(), 5);
+        assert!(pick_cases(cases(), 1, Some("delta")).is_err_and(|e| e.contains("alpha")));
+    }
 }
