@@ -42,9 +42,19 @@ commands:
                seconds of fuzzing per fuzz target, then the end-to-end tests in
                a real Envoy (ARGS go to that cargo test: a test name filter,
                --nocapture)
-  bench [--requests N]
-               per-request Envoy CPU cost of each plugin beside its native twin,
-               N requests per case and round (default 10000)
+  bench [--requests N] [--rounds R] [--cases WORDS]
+               per-request Envoy CPU, throughput and memory of no filter, one
+               and six empty wasm filters, each plugin beside its native twin,
+               the four stacked, and the ingress gateway (six filters, VMs
+               shared or own; fused as its file says; one chain); N requests
+               per case and round (default 10000), R interleaved rounds (default
+               3), medians shown; --cases a,b: only cases whose names hold a or b
+  bench --costs [--requests N] [--rounds R] [--cases WORDS]
+               what a filter pays per request beyond the empty one: the empty
+               module reading headers, logging below the level, boxing its
+               context, answering one more callback; header-authorization; six
+               empty filters sharing one VM or a VM each (default 40000
+               requests, 7 rounds)
   bench --soak [--requests N] [--plugins LIST]
                N requests (default 1000000, at most 20 minutes) through the four
                plugins stacked, with allowed, denied, cache-missing and abandoned

@@ -14,8 +14,8 @@ use serde_json::json;
 pub const FLOOR: usize = 1;
 /// The differences sought are tenths of a µs: more requests and rounds than the
 /// plugin table needs.
-pub const REQUESTS: usize = 20_000;
-pub const ROUNDS: usize = 5;
+pub const REQUESTS: usize = 40_000;
+pub const ROUNDS: usize = 7;
 
 /// Each repeatable cost is also done this many times per request, so that its
 /// cost per time stands out of the noise; once is what a plugin pays.
