@@ -103,6 +103,7 @@ fn case(
         })
         .collect();
     let mut case = Case::new(&format!("{}: {name}", gateway.name), entries);
+    case.instances = Some(filters.iter().map(|f| f.instances.len()).sum());
     case.headers = Checked::chain(checked.iter().cloned())
         .pass_headers
         .unwrap_or_default();

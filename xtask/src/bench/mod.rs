@@ -42,6 +42,8 @@ pub struct Case {
     pub clusters: Vec<Value>,
     /// How many times per request the case does what it prices (`--costs`).
     pub times: u32,
+    /// Plugin instances it runs, when a filter runs more than one (a chain).
+    pub instances: Option<usize>,
 }
 
 impl Case {
@@ -52,6 +54,7 @@ impl Case {
             headers: Vec::new(),
             clusters: Vec::new(),
             times: 1,
+            instances: None,
         }
     }
 
@@ -271,7 +274,9 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize, compare: Floor)
         let cpu = cpu(i);
         let added = cpu - base;
         let compared = match compare {
-            Floor::Multiple if case.filters.len() == 1 && floor_added > 0.0 => {
+            Floor::Multiple
+                if case.instances.unwrap_or(case.filters.len()) == 1 && floor_added > 0.0 =>
+            {
                 format!("{:>7.1}x", added / floor_added)
             }
             Floor::Multiple => format!("{:>8}", ""),
@@ -319,7 +324,7 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize, compare: Floor)
          holds for live objects (RSS also keeps freed pages, such as V8's while compiling)",
         match compare {
             Floor::Multiple =>
-                "x floor: added CPU over one empty wasm filter's (cases of one filter)",
+                "x floor: added CPU over one empty wasm filter's (cases of one filter running one plugin)",
             Floor::Over =>
                 "over floor: CPU over the empty filter's, median of the rounds' differences; \
                  per time: that over the times the case does its thing per request",
