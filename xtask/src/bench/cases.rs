@@ -11,9 +11,6 @@ use std::net::SocketAddr;
 const ALICE_SHA: &str = "alice:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=";
 pub const ALICE_BASIC: &str = "Basic YWxpY2U6c2VjcmV0";
 
-/// Where [`cases`] puts the one empty wasm filter.
-pub const FLOOR: usize = 1;
-
 /// The cases in table order, and a note for each case that cannot run here. The
 /// gateway's auth calls go to the service at `demo` (see `local::demo_auth_service`).
 pub fn cases(demo: SocketAddr) -> Result<(Vec<Case>, Vec<String>)> {
@@ -29,11 +26,12 @@ pub fn cases(demo: SocketAddr) -> Result<(Vec<Case>, Vec<String>)> {
     let dispatch = |ttl_ms: u64| json!({"cluster": "auth", "allowed_headers": ["authorization"], "cache": {"ttl_ms": ttl_ms}});
     let mut cases = vec![
         Case::new("no filter (baseline)", vec![]),
-        Case::new("one empty wasm filter", vec![empty_filter("empty-0", "")]),
+        Case::new("one empty wasm filter", vec![empty_filter("empty-0", "")]).floor(),
         Case::new(
             "six empty wasm filters (one VM)",
             (0..6).map(|i| empty_filter(&format!("empty-{i}"), "")).collect(),
-        ),
+        )
+        .floor(),
         Case::new(
             "header-authorization",
             vec![Plugin("header-authorization", json!({}))],

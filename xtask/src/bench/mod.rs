@@ -44,6 +44,8 @@ pub struct Case {
     pub times: u32,
     /// Plugin instances it runs, when a filter runs more than one (a chain).
     pub instances: Option<usize>,
+    /// Whether its filters are all empty ones, which the others are compared with.
+    pub floor: bool,
 }
 
 impl Case {
@@ -55,7 +57,14 @@ impl Case {
             clusters: Vec::new(),
             times: 1,
             instances: None,
+            floor: false,
         }
+    }
+
+    /// Marks the case as one of the floor's: its filters are all empty ones.
+    pub fn floor(mut self) -> Case {
+        self.floor = true;
+        self
     }
 
     pub fn times(mut self, times: u32) -> Case {
@@ -82,9 +91,12 @@ pub enum Filter {
 
 /// What the cases of one run are compared with, beside the case without a filter.
 enum Floor {
-    /// Added CPU as a multiple of the floor's, for the cases of one filter.
+    /// Added CPU as a multiple of an empty filter's, for the cases of one filter
+    /// running one plugin. An empty filter's cost is fitted to every floor case
+    /// (one and six empty filters): six filters give six times the signal over the
+    /// same noise, so the fit moves far less from run to run than one filter alone.
     Multiple,
-    /// CPU over the floor's, in µs, for every case.
+    /// CPU over the first floor case's, in µs, for every case.
     Over,
 }
 
@@ -144,13 +156,13 @@ pub fn run_command(args: &[String]) -> Result<()> {
     // route answers directly, so no upstream shares the machine's two cores either.
     let auth = Server::start(|_| Reply::status(200));
     let demo = crate::local::demo_auth_service();
-    let (cases, skipped, floor, compare) = if costs {
-        (costs::cases(), Vec::new(), costs::FLOOR, Floor::Over)
+    let (cases, skipped, compare) = if costs {
+        (costs::cases(), Vec::new(), Floor::Over)
     } else {
         let (cases, skipped) = cases::cases(demo.addr())?;
-        (cases, skipped, cases::FLOOR, Floor::Multiple)
+        (cases, skipped, Floor::Multiple)
     };
-    let (cases, floor) = pick_cases(cases, floor, pick.as_deref())?;
+    let cases = pick_cases(cases, pick.as_deref())?;
     let requests = requests.unwrap_or(if costs { costs::REQUESTS } else { 10000 });
     let rounds = rounds.unwrap_or(if costs { costs::ROUNDS } else { ROUNDS });
     let samples = measure(&cases, &auth, requests, rounds)?;
@@ -158,7 +170,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
         "\n{requests} requests per case and round, {rounds} rounds, {CONNECTIONS} keep-alive \
          connections, Envoy --concurrency 1, direct response; medians of the rounds"
     );
-    report(&cases, &samples, floor, compare);
+    report(&cases, &samples, compare);
     for note in skipped {
         println!("skipped: {note}");
     }
@@ -166,42 +178,31 @@ pub fn run_command(args: &[String]) -> Result<()> {
 }
 
 /// The cases whose names hold one of the comma-separated words of `pick`, with the
-/// case without a filter and the floor, which the others are compared with; and
-/// where the floor now is.
-fn pick_cases(cases: Vec<Case>, floor: usize, pick: Option<&str>) -> Result<(Vec<Case>, usize)> {
+/// case without a filter (the first) and the floor's, which the others are
+/// compared with.
+fn pick_cases(cases: Vec<Case>, pick: Option<&str>) -> Result<Vec<Case>> {
     let Some(pick) = pick else {
-        return Ok((cases, floor));
+        return Ok(cases);
     };
     let words: Vec<&str> = pick
         .split(',')
         .map(str::trim)
         .filter(|w| !w.is_empty())
         .collect();
-    let wanted =
-        |i: usize, case: &Case| i == 0 || i == floor || words.iter().any(|w| case.name.contains(w));
-    if !cases
-        .iter()
-        .any(|c| words.iter().any(|w| c.name.contains(w)))
-    {
+    let named = |case: &Case| words.iter().any(|w| case.name.contains(w));
+    if !cases.iter().any(named) {
         let names: Vec<&str> = cases.iter().map(|c| c.name.trim()).collect();
         return Err(format!(
             "bench: --cases {pick}: no case name holds it (cases: {})",
             names.join("; ")
         ));
     }
-    let floor = cases
-        .iter()
-        .enumerate()
-        .take(floor)
-        .filter(|(i, c)| wanted(*i, c))
-        .count();
-    let picked: Vec<Case> = cases
+    Ok(cases
         .into_iter()
         .enumerate()
-        .filter(|(i, c)| wanted(*i, c))
+        .filter(|(i, c)| *i == 0 || c.floor || named(c))
         .map(|(_, c)| c)
-        .collect();
-    Ok((picked, floor))
+        .collect())
 }
 
 /// What one round of one case measured.
@@ -256,11 +257,18 @@ fn measure(
 }
 
 /// The table: per case the medians of its rounds; the first case is the one
-/// without a filter, `floor` the one empty wasm filter.
-fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize, compare: Floor) {
+/// without a filter.
+fn report(cases: &[Case], samples: &[Vec<Sample>], compare: Floor) {
     let cpu = |i: usize| median(samples[i].iter().map(|s| micros(s.cpu)).collect());
     let base = cpu(0);
-    let floor_added = cpu(floor) - base;
+    let floors: Vec<usize> = (0..cases.len()).filter(|i| cases[*i].floor).collect();
+    let first_floor = floors.first().copied().unwrap_or(0);
+    // Least squares through the origin: added = filters x an empty filter's cost.
+    let (sum_xy, sum_xx) = floors.iter().fold((0.0, 0.0), |(xy, xx), &i| {
+        let n = cases[i].filters.len() as f64;
+        (xy + n * (cpu(i) - base), xx + n * n)
+    });
+    let per_filter = if sum_xx > 0.0 { sum_xy / sum_xx } else { 0.0 };
     let name_width = cases.iter().map(|c| c.name.len()).max().unwrap_or(0).max(4);
     let compared = match compare {
         Floor::Multiple => format!("{:>8}", "x floor"),
@@ -275,9 +283,9 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize, compare: Floor)
         let added = cpu - base;
         let compared = match compare {
             Floor::Multiple
-                if case.instances.unwrap_or(case.filters.len()) == 1 && floor_added > 0.0 =>
+                if case.instances.unwrap_or(case.filters.len()) == 1 && per_filter > 0.0 =>
             {
-                format!("{:>7.1}x", added / floor_added)
+                format!("{:>7.1}x", added / per_filter)
             }
             Floor::Multiple => format!("{:>8}", ""),
             Floor::Over => {
@@ -285,7 +293,7 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize, compare: Floor)
                 let over = median(
                     samples[i]
                         .iter()
-                        .zip(&samples[floor])
+                        .zip(&samples[first_floor])
                         .map(|(s, f)| micros(s.cpu) - micros(f.cpu))
                         .collect(),
                 );
@@ -323,11 +331,20 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], floor: usize, compare: Floor)
          rounds; RSS: Envoy's VmRSS after the warm-up; allocated: what its allocator then \
          holds for live objects (RSS also keeps freed pages, such as V8's while compiling)",
         match compare {
-            Floor::Multiple =>
-                "x floor: added CPU over one empty wasm filter's (cases of one filter running one plugin)",
-            Floor::Over =>
-                "over floor: CPU over the empty filter's, median of the rounds' differences; \
-                 per time: that over the times the case does its thing per request",
+            Floor::Multiple => {
+                let counts: Vec<String> = floors
+                    .iter()
+                    .map(|i| cases[*i].filters.len().to_string())
+                    .collect();
+                format!(
+                    "x floor: added CPU over an empty wasm filter's ({per_filter:.2} µs, fitted \
+                     to {} empty filters), for a filter running one plugin",
+                    counts.join(" and ")
+                )
+            }
+            Floor::Over => "over floor: CPU over the empty filter's, median of the rounds' \
+                 differences; per time: that over the times the case does its thing per request"
+                .to_string(),
         }
     );
 }
@@ -440,30 +457,23 @@ mod tests {
     fn picked_cases_keep_the_baseline_and_the_floor() {
         let cases = || {
             ["none", "floor", "alpha", "beta", "gamma"]
-                .map(|n| Case::new(n, vec![]))
+                .map(|n| {
+                    let case = Case::new(n, vec![]);
+                    if n == "floor" {
+                        case.floor()
+                    } else {
+                        case
+                    }
+                })
                 .into_iter()
                 .collect::<Vec<_>>()
         };
-        let names = |(cases, floor): (Vec<Case>, usize)| {
-            (cases.into_iter().map(|c| c.name).collect::<Vec<_>>(), floor)
-        };
+        let names = |cases: Vec<Case>| cases.into_iter().map(|c| c.name).collect::<Vec<_>>();
         assert_eq!(
-            names(pick_cases(cases(), 1, Some("gam, alp")).unwrap()),
-            (
-                vec![
-                    "none".into(),
-                    "floor".into(),
-                    "alpha".into(),
-                    "gamma".into()
-                ],
-                1
-            )
+            names(pick_cases(cases(), Some("gam, alp")).unwrap()),
+            ["none", "floor", "alpha", "gamma"]
         );
-        assert_eq!(
-            names(pick_cases(cases(), 3, Some("gamma")).unwrap()),
-            (vec!["none".into(), "beta".into(), "gamma".into()], 1)
-        );
-        assert_eq!(names(pick_cases(cases(), 1, None).unwrap()).0.len(), 5);
-        assert!(pick_cases(cases(), 1, Some("delta")).is_err_and(|e| e.contains("alpha")));
+        assert_eq!(names(pick_cases(cases(), None).unwrap()).len(), 5);
+        assert!(pick_cases(cases(), Some("delta")).is_err_and(|e| e.contains("alpha")));
     }
 }
