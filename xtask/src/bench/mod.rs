@@ -91,10 +91,10 @@ pub enum Filter {
 
 /// What the cases of one run are compared with, beside the case without a filter.
 enum Floor {
-    /// Added CPU as a multiple of an empty filter's, for the cases of one filter
-    /// running one plugin. An empty filter's cost is fitted to every floor case
-    /// (one and six empty filters): six filters give six times the signal over the
-    /// same noise, so the fit moves far less from run to run than one filter alone.
+    /// Added CPU as a multiple of one empty filter's, for the cases of one filter
+    /// running one plugin. Not an empty filter's share of six: the first filter
+    /// on a stream costs more than each one after it (about 2 µs against 1.2 to
+    /// 1.7 here), so that share would flatter every single plugin.
     Multiple,
     /// CPU over the first floor case's, in µs, for every case.
     Over,
@@ -263,12 +263,7 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], compare: Floor) {
     let base = cpu(0);
     let floors: Vec<usize> = (0..cases.len()).filter(|i| cases[*i].floor).collect();
     let first_floor = floors.first().copied().unwrap_or(0);
-    // Least squares through the origin: added = filters x an empty filter's cost.
-    let (sum_xy, sum_xx) = floors.iter().fold((0.0, 0.0), |(xy, xx), &i| {
-        let n = cases[i].filters.len() as f64;
-        (xy + n * (cpu(i) - base), xx + n * n)
-    });
-    let per_filter = if sum_xx > 0.0 { sum_xy / sum_xx } else { 0.0 };
+    let floor_added = cpu(first_floor) - base;
     let name_width = cases.iter().map(|c| c.name.len()).max().unwrap_or(0).max(4);
     let compared = match compare {
         Floor::Multiple => format!("{:>8}", "x floor"),
@@ -283,9 +278,9 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], compare: Floor) {
         let added = cpu - base;
         let compared = match compare {
             Floor::Multiple
-                if case.instances.unwrap_or(case.filters.len()) == 1 && per_filter > 0.0 =>
+                if case.instances.unwrap_or(case.filters.len()) == 1 && floor_added > 0.0 =>
             {
-                format!("{:>7.1}x", added / per_filter)
+                format!("{:>7.1}x", added / floor_added)
             }
             Floor::Multiple => format!("{:>8}", ""),
             Floor::Over => {
@@ -332,14 +327,19 @@ fn report(cases: &[Case], samples: &[Vec<Sample>], compare: Floor) {
          holds for live objects (RSS also keeps freed pages, such as V8's while compiling)",
         match compare {
             Floor::Multiple => {
-                let counts: Vec<String> = floors
+                // Each floor case's cost per filter, so the floor's own noise and
+                // the cheaper filters after the first are in sight.
+                let per_filter: Vec<String> = floors
                     .iter()
-                    .map(|i| cases[*i].filters.len().to_string())
+                    .map(|&i| {
+                        let n = cases[i].filters.len();
+                        format!("{n}: {:.2} µs each", (cpu(i) - base) / n as f64)
+                    })
                     .collect();
                 format!(
-                    "x floor: added CPU over an empty wasm filter's ({per_filter:.2} µs, fitted \
-                     to {} empty filters), for a filter running one plugin",
-                    counts.join(" and ")
+                    "x floor: added CPU over one empty wasm filter's, for a filter running one \
+                     plugin (empty filters {})",
+                    per_filter.join(", ")
                 )
             }
             Floor::Over => "over floor: CPU over the empty filter's, median of the rounds' \
