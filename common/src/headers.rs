@@ -141,20 +141,62 @@ impl<'a> Iterator for Pairs<'a> {
 
 /// A header map in the host's serialized form, read in place: one buffer per map
 /// instead of two allocations per header, and no panic on a value that is not
-/// UTF-8 (the SDK's own reader does both).
+/// UTF-8 (the SDK's own reader does both). The buffer is parsed once, into the
+/// spans of its names and values: a chain's instances each scan the map, and a
+/// scan of spans costs a tenth of parsing the buffer again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderMap {
     buf: Vec<u8>,
+    /// (name start, name end, value start, value end) of each header, in order.
+    spans: Vec<[u32; 4]>,
+}
+
+/// The `(name, value)` pairs of a [`HeaderMap`].
+pub struct MapPairs<'a> {
+    buf: &'a [u8],
+    spans: std::slice::Iter<'a, [u32; 4]>,
+}
+
+impl<'a> Iterator for MapPairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let [a, b, c, d] = *self.spans.next()?;
+        let name = self.buf.get(a as usize..b as usize).unwrap_or_default();
+        let value = self.buf.get(c as usize..d as usize).unwrap_or_default();
+        Some((name, value))
+    }
 }
 
 impl HeaderMap {
-    /// A map over a buffer in the host's serialized form (see [`pairs`]).
+    /// A map over a buffer in the host's serialized form (see [`pairs`]); a
+    /// malformed buffer holds the pairs that were complete.
     pub fn from_buf(buf: Vec<u8>) -> Self {
-        HeaderMap { buf }
+        let base = buf.as_ptr() as usize;
+        // Every slice `pairs` yields lies in `buf`.
+        let offset = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base) as u32;
+        let spans = pairs(&buf)
+            .map(|(n, v)| {
+                let (a, c) = (offset(n), offset(v));
+                [a, a + n.len() as u32, c, c + v.len() as u32]
+            })
+            .collect();
+        HeaderMap { buf, spans }
     }
 
-    pub fn pairs(&self) -> Pairs<'_> {
-        pairs(&self.buf)
+    pub fn pairs(&self) -> MapPairs<'_> {
+        MapPairs {
+            buf: &self.buf,
+            spans: self.spans.iter(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
     }
 
     /// Every value of header `name` (lowercase), in order.
@@ -162,6 +204,88 @@ impl HeaderMap {
         self.pairs()
             .filter(move |(n, _)| *n == name.as_bytes())
             .map(|(_, v)| v)
+    }
+
+    /// The map as Envoy's header map is after an edit: `add` (`keep_others`)
+    /// appends a value; `replace` removes every value and appends this one
+    /// (Envoy's `setCopy`); `remove` (`value` None) removes every value. Reading
+    /// the host's map again would cost a host call and a call back into the VM for
+    /// the buffer.
+    pub fn edited(&self, name: &str, value: Option<&[u8]>, keep_others: bool) -> HeaderMap {
+        let kept = |n: &[u8]| keep_others || n != name.as_bytes();
+        let mut count = 0usize;
+        let mut data = 0usize;
+        for (n, v) in self.pairs().filter(|(n, _)| kept(n)) {
+            count += 1;
+            data += n.len() + v.len() + 2;
+        }
+        if let Some(v) = value {
+            count += 1;
+            data += name.len() + v.len() + 2;
+        }
+        let mut out = Writer::with_capacity(count, data);
+        for (n, v) in self.pairs().filter(|(n, _)| kept(n)) {
+            out.push(n, v);
+        }
+        if let Some(v) = value {
+            out.push(name.as_bytes(), v);
+        }
+        out.finish()
+    }
+}
+
+/// Writes a serialized map of a known number of pairs and data size in one
+/// buffer, recording the spans as it goes.
+struct Writer {
+    buf: Vec<u8>,
+    spans: Vec<[u32; 4]>,
+    /// Where the next name goes.
+    data: usize,
+}
+
+impl Writer {
+    fn with_capacity(count: usize, data: usize) -> Self {
+        let head = 4 + 8 * count;
+        let mut buf = vec![0u8; head];
+        buf.reserve(data);
+        if let Some(slot) = buf.get_mut(0..4) {
+            slot.copy_from_slice(&(count as u32).to_le_bytes());
+        }
+        Writer {
+            buf,
+            spans: Vec::with_capacity(count),
+            data: head,
+        }
+    }
+
+    fn push(&mut self, name: &[u8], value: &[u8]) {
+        let at = 4 + 8 * self.spans.len();
+        if let Some(slot) = self.buf.get_mut(at..at + 4) {
+            slot.copy_from_slice(&(name.len() as u32).to_le_bytes());
+        }
+        if let Some(slot) = self.buf.get_mut(at + 4..at + 8) {
+            slot.copy_from_slice(&(value.len() as u32).to_le_bytes());
+        }
+        let a = self.data;
+        self.buf.extend_from_slice(name);
+        self.buf.push(0);
+        let c = a + name.len() + 1;
+        self.buf.extend_from_slice(value);
+        self.buf.push(0);
+        self.spans.push([
+            a as u32,
+            (a + name.len()) as u32,
+            c as u32,
+            (c + value.len()) as u32,
+        ]);
+        self.data = c + value.len() + 1;
+    }
+
+    fn finish(self) -> HeaderMap {
+        HeaderMap {
+            buf: self.buf,
+            spans: self.spans,
+        }
     }
 }
 
@@ -273,6 +397,50 @@ mod tests {
     }
 
     #[test]
+    fn edits_mirror_envoys_header_map() {
+        let map = HeaderMap::from_buf(serialize(&[
+            (":path", b"/"),
+            ("x-a", b"1"),
+            ("x-b", b"2"),
+            ("x-a", b"3"),
+        ]));
+        let list = |m: &HeaderMap| -> Vec<(String, String)> {
+            m.pairs()
+                .map(|(n, v)| {
+                    (
+                        String::from_utf8_lossy(n).into(),
+                        String::from_utf8_lossy(v).into(),
+                    )
+                })
+                .collect()
+        };
+        let l = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            list(&map.edited("x-a", Some(b"4"), true)),
+            l(&[
+                (":path", "/"),
+                ("x-a", "1"),
+                ("x-b", "2"),
+                ("x-a", "3"),
+                ("x-a", "4")
+            ])
+        );
+        assert_eq!(
+            list(&map.edited("x-a", Some(b"4"), false)),
+            l(&[(":path", "/"), ("x-b", "2"), ("x-a", "4")])
+        );
+        assert_eq!(
+            list(&map.edited("x-a", None, false)),
+            l(&[(":path", "/"), ("x-b", "2")])
+        );
+        assert_eq!(list(&map.edited("x-c", None, false)), list(&map));
+    }
+
+    #[test]
     fn malformed_buffers_end_the_iteration() {
         let buf = serialize(&[("allow", b"true"), ("b", b"c")]);
         for cut in 0..buf.len() {
@@ -282,5 +450,15 @@ mod tests {
         assert_eq!(pairs(&[]).count(), 0);
         let huge_count = [0xff, 0xff, 0xff, 0xff];
         assert_eq!(pairs(&huge_count).count(), 0);
+        // The map keeps what the parser found, and reads it back the same.
+        for cut in 0..=buf.len() {
+            let part = buf.get(..cut).unwrap();
+            let map = HeaderMap::from_buf(part.to_vec());
+            assert!(map.pairs().eq(pairs(part)), "cut at {cut}");
+            assert_eq!(
+                map.edited("b", None, false).pairs().count(),
+                map.values("allow").count()
+            );
+        }
     }
 }

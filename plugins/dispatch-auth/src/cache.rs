@@ -6,9 +6,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::mem::size_of;
 
-/// A cache key: the SHA-256 of what the decision depends on. Fixed size whatever
-/// the credentials' length, and no credential is kept in memory in clear.
-pub type Key = [u8; 32];
+/// A cache key: a keyed 128-bit hash of what the decision depends on (see
+/// `call::key`). Fixed size whatever the credentials' length, and no credential
+/// is kept in memory in clear.
+pub type Key = [u8; 16];
 
 /// What a value costs on the heap, in bytes, allocator overhead included.
 pub trait Weight {
@@ -213,7 +214,7 @@ mod tests {
     use super::*;
 
     fn key(n: u8) -> Key {
-        [n; 32]
+        [n; 16]
     }
 
     /// A value that weighs what it says.
@@ -411,10 +412,10 @@ mod tests {
 
     #[test]
     fn the_overhead_covers_the_containers() {
-        // On wasm32 a bucket is the 32-byte key and a 16-byte slot (with an Rc,
-        // 4 bytes), plus a control byte; a record is 40 bytes.
+        // On wasm32 a bucket is the 16-byte key and a 16-byte slot (with an Rc,
+        // 4 bytes), plus a control byte; a record is 24 bytes.
         let overhead = entry_overhead::<std::rc::Rc<u8>>();
-        assert!(overhead >= (32 + 16 + 1) * 3 + 4 * 40, "{overhead}");
+        assert!(overhead >= (16 + 16 + 1) * 3 + 4 * 24, "{overhead}");
         assert_eq!(heap::<u8>(0), 0);
         assert_eq!(heap::<u8>(10), 10 + ALLOC_OVERHEAD);
         assert_eq!(heap::<u32>(10), 40 + ALLOC_OVERHEAD);

@@ -6,7 +6,8 @@
 use crate::cache::Key;
 use crate::config::{CallPath, Config, FAILURE_MODE_HEADER};
 use common::headers::is_spelling_of;
-use sha2::{Digest, Sha256};
+use siphasher::sip128::{Hasher128, SipHasher24};
+use std::hash::{BuildHasher, Hasher, RandomState};
 
 /// What the plugin needs from the request headers, read in one pass.
 #[derive(Debug, Default)]
@@ -143,15 +144,30 @@ pub fn headers<'a>(
     Ok(out)
 }
 
+thread_local! {
+    /// This VM's secret for cache keys: 128 bits drawn from std's RandomState,
+    /// which the host seeds from its randomness (WASI `random_get`).
+    static SECRET: (u64, u64) = {
+        let random = RandomState::new();
+        (random.hash_one(1u8), random.hash_one(2u8))
+    };
+}
+
 /// The cache key: method, authority, path and every occurrence of the key
-/// headers, each length-prefixed so no two different requests share an input.
-/// The authority is part of it: one gateway serves many hosts, and the auth
+/// headers, each length-prefixed so no two different requests share an input,
+/// under SipHash-2-4 with a 128-bit output and this VM's secret key. A client
+/// cannot compute keys, so it cannot craft a request that lands on another's
+/// entry (finding a collision blind takes about 2^64 requests), and no credential
+/// is kept in clear. SHA-256 did the same without a secret at ten times the cost
+/// in wasm (0.9 µs for 120 bytes, more for a JWT), on every cache hit.
+/// The authority is part of the key: one gateway serves many hosts, and the auth
 /// service sees the host (`x-forwarded-host`) when it decides.
 pub fn key(request: &Request<'_>) -> Key {
-    let mut hash = Sha256::new();
+    let (k0, k1) = SECRET.with(|secret| *secret);
+    let mut hash = SipHasher24::new_with_keys(k0, k1);
     let mut field = |bytes: &[u8]| {
-        hash.update((bytes.len() as u64).to_le_bytes());
-        hash.update(bytes);
+        hash.write(&(bytes.len() as u64).to_le_bytes());
+        hash.write(bytes);
     };
     for part in [request.method, request.authority, request.path] {
         // A tag byte keeps "absent" apart from every value, the empty one included.
@@ -167,7 +183,7 @@ pub fn key(request: &Request<'_>) -> Key {
         field(name.as_bytes());
         field(value);
     }
-    hash.finalize().into()
+    hash.finish128().as_bytes()
 }
 
 #[cfg(test)]
