@@ -61,9 +61,11 @@ impl<'a> Request<'a> {
                 b":authority" => request.authority = Some(value),
                 _ => {
                     // A spelling of a configured name is ASCII, so always text.
-                    if let (true, Ok(name)) = (forged(config, name), std::str::from_utf8(name)) {
-                        if !request.forged.contains(&name) {
-                            request.forged.push(name);
+                    if forged(config, name) {
+                        if let Ok(name) = std::str::from_utf8(name) {
+                            if !request.forged.contains(&name) {
+                                request.forged.push(name);
+                            }
                         }
                     }
                     if let Some(n) = find(&config.allowed_headers, name) {
