@@ -305,11 +305,12 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn gateway(text: &str) -> Gateway {
+    /// A gateway from YAML text; the tests of `run`'s modules share it and [`GW`].
+    pub(super) fn gateway(text: &str) -> Gateway {
         gateway::parse(Path::new("gw.yaml"), "gw.yaml", text).unwrap()
     }
 
-    const GW: &str = "\
+    pub(super) const GW: &str = "\
 name: gw
 namespace: d
 selector: {app: a}

@@ -4,29 +4,8 @@
 use super::*;
 use crate::plugins::Checked;
 use crate::run::curl_commands;
+use crate::run::tests::{gateway, GW};
 use sha2::{Digest, Sha256};
-
-fn gateway(text: &str) -> Gateway {
-    gateway::parse(Path::new("gw.yaml"), "gw.yaml", text).unwrap()
-}
-
-const GW: &str = "\
-name: gw
-namespace: d
-selector: {app: a}
-url: oci://r/p
-plugins:
-  - plugin: header-authorization
-    name: team
-    phase: AUTHZ
-    config: {header: x-team, values: [red, blue]}
-  - plugin: header-authorization
-    name: tenant
-    phase: AUTHN
-    failStrategy: FAIL_OPEN
-    config: {header: x-tenant, values: [\"it's\"]}
-    env: [{name: A, value: '1'}, {name: PATH, valueFrom: HOST}]
-";
 
 #[test]
 fn plugin_config_carries_config_env_and_failure_policy() {
