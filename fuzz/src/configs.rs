@@ -440,3 +440,29 @@ pub fn dispatch_auth(data: &[u8]) {
         );
     }
 }
+
+/// `config_chain`: the chain module's list. Whatever the input: no panic; an
+/// accepted list has 1..=32 instances with unique, valid names, each built by its
+/// own plugin; an error about an instance names it (`chain[i] (name): ...`) and
+/// is one line, like every other.
+pub fn chain(data: &[u8]) {
+    let instances = match chain::config::parse(data) {
+        Ok(instances) => instances,
+        Err(err) => return check_error(&err),
+    };
+    assert!((1..=chain::config::MAX_INSTANCES).contains(&instances.len()));
+    let mut names: Vec<&str> = instances.iter().map(|i| i.label()).collect();
+    for name in &names {
+        assert!(
+            !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "instance name {name:?}"
+        );
+    }
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), instances.len(), "duplicate instance names");
+}

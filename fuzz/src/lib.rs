@@ -28,6 +28,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("config_basic_auth", configs::basic_auth),
     ("config_response_headers", configs::response_headers),
     ("config_dispatch_auth", configs::dispatch_auth),
+    ("config_chain", configs::chain),
     ("header_pairs", headers::run),
     ("path", path::run),
     ("basic_auth_decide", basic_auth::decide),
