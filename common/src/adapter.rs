@@ -1,141 +1,405 @@
-//! The one wasm adapter: a root context that builds its filter's instances from
-//! the configuration once, and an HTTP context that runs them through
+//! The one wasm adapter: the proxy-wasm ABI's entry points of a module, its roots
+//! (one per filter Envoy configures in the VM, each building its instances from
+//! the configuration once) and its streams, which run the instances through
 //! `plugin::Chain` over the real host. A plugin on its own (a chain of one) and
-//! the chain module both use it; `export_plugin!` is a plugin crate's entry point.
+//! the chain module both use it; `export_plugin!` and `export_module!` are a
+//! module's entry point.
+//!
+//! Written here rather than taken from the proxy-wasm SDK's dispatcher because
+//! Envoy skips every callback a module does not export, and each one it makes is
+//! a VM entry per stream. The SDK exports them all: an SDK filter is entered seven
+//! times for a request whose response has a body (context create, request
+//! headers, response headers, response body per chunk, log, done, delete). A
+//! plugin here is entered three times (four with a response side), and keeps no
+//! per-stream state unless a response side or a call needs it
+//! (`cargo xtask bench` shows the difference against the SDK's empty filter).
 
 use crate::config::{parse_json, ConfigError};
 use crate::deny::DenyResponse;
 use crate::headers::HeaderMap;
-use crate::host::{self, HostHeaders};
+use crate::host::{self, Action, HostHeaders, LogLevel, MapType};
 use crate::plugin::{
     CallResponse, Chain, Configured, DispatchError, Host, Instance, Instances, Level, Map, Plugin,
     Step,
 };
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 /// Builds a filter's instances from its raw `pluginConfig` bytes.
 pub type Build = fn(&[u8]) -> Result<Vec<Box<dyn Instance>>, ConfigError>;
 
-/// The root context of a module: it owns the configured instances and hands an
-/// `Rc` of them to each stream, so nothing is parsed per request.
-pub struct Root {
-    name: &'static str,
-    build: Build,
-    instances: Option<Instances>,
+/// A wasm module: its name (which opens its configuration errors and names its
+/// memory gauge) and how a root builds its instances.
+pub struct Module {
+    pub name: &'static str,
+    pub build: Build,
 }
 
-impl Root {
-    /// A root named `name` (it opens the module's configuration errors and names
-    /// its memory gauge) whose instances `build` makes.
-    pub fn new(name: &'static str, build: Build) -> Self {
-        Root {
-            name,
-            build,
-            instances: None,
+impl Module {
+    pub const fn new(name: &'static str, build: Build) -> Self {
+        Module { name, build }
+    }
+
+    /// The module that is plugin `P` on its own.
+    pub const fn single<P: Plugin>() -> Self {
+        Module {
+            name: P::NAME,
+            build: build_single::<P>,
         }
     }
-
-    /// The root of a module that is plugin `P` on its own.
-    pub fn single<P: Plugin>() -> Self {
-        Root::new(P::NAME, |bytes| {
-            let doc = parse_json(bytes)?;
-            let instance: Box<dyn Instance> = Box::new(Configured::<P>::new("", &doc)?);
-            Ok(vec![instance])
-        })
-    }
 }
 
-/// The entry point of a plugin crate's wasm module: `common::export_plugin!(MyPlugin);`.
+fn build_single<P: Plugin>(bytes: &[u8]) -> Result<Vec<Box<dyn Instance>>, ConfigError> {
+    let doc = parse_json(bytes)?;
+    let instance: Box<dyn Instance> = Box::new(Configured::<P>::new("", &doc)?);
+    Ok(vec![instance])
+}
+
+/// The entry point of a plugin crate's wasm module: `common::export_plugin!(MyPlugin);`,
+/// with `response` when the plugin acts on responses and `calls` when it makes
+/// calls out (`export_plugin!(MyPlugin, response, calls)`), as its
+/// [`Plugin::RESPONSE`] and [`Plugin::CALLS`] say (checked at compile time).
 /// Only the crate's own wasm module has one, under the crate's `module` feature:
 /// xtask links every plugin natively (for their config types) and the chain
-/// module links them all, where one `_initialize` per plugin would clash.
+/// module links them all, where their exports would clash.
 #[macro_export]
 macro_rules! export_plugin {
-    ($plugin:ty) => {
+    ($plugin:ty $(, $callback:ident)*) => {
+        const _: () = {
+            let response = false $(|| $crate::__callback_is!(response, $callback))*;
+            let calls = false $(|| $crate::__callback_is!(calls, $callback))*;
+            assert!(
+                <$plugin as $crate::Plugin>::RESPONSE == response,
+                "export_plugin!: list `response` exactly when the plugin's RESPONSE is true"
+            );
+            assert!(
+                <$plugin as $crate::Plugin>::CALLS == calls,
+                "export_plugin!: list `calls` exactly when the plugin's CALLS is true"
+            );
+        };
         #[cfg(all(target_arch = "wasm32", feature = "module"))]
-        $crate::proxy_wasm::main! {{
-            $crate::proxy_wasm::set_root_context(|_| {
-                Box::new($crate::adapter::Root::single::<$plugin>())
-            });
-        }}
+        $crate::export_module!($crate::adapter::Module::single::<$plugin>() $(, $callback)*);
     };
 }
 
-impl Context for Root {}
+/// The proxy-wasm exports of a module running [`Module`] `$module`: the ones
+/// every module needs, and those of each callback set listed (`response`: the
+/// response headers; `calls`: call answers, and request body and trailers,
+/// which are held while a call is out).
+#[macro_export]
+macro_rules! export_module {
+    ($module:expr $(, $callback:ident)*) => {
+        const _: () = {
+            static MODULE: $crate::adapter::Module = $module;
 
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        host::refresh_log_level();
-        host::define_memory_gauge(self.name);
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match (self.build)(&bytes) {
-            Ok(instances) => {
-                self.instances = Some(Rc::new(instances));
-                host::log(
-                    LogLevel::Debug,
-                    format_args!("{}: configuration loaded", self.name),
-                );
-                true
+            #[no_mangle]
+            pub extern "C" fn _initialize() {
+                extern "C" {
+                    fn __wasm_call_ctors();
+                }
+                // SAFETY: the reactor's constructors, run once as the VM starts.
+                unsafe { __wasm_call_ctors() }
             }
-            Err(e) => {
-                host::log(
-                    LogLevel::Error,
-                    format_args!("{}: invalid configuration: {e}", self.name),
-                );
-                false
+
+            #[no_mangle]
+            pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+            #[no_mangle]
+            pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+                $crate::host::allocate(size)
             }
+
+            #[no_mangle]
+            pub extern "C" fn proxy_on_context_create(context_id: u32, root_id: u32) {
+                $crate::adapter::on_context_create(context_id, root_id)
+            }
+
+            #[no_mangle]
+            pub extern "C" fn proxy_on_configure(root_id: u32, size: usize) -> bool {
+                $crate::adapter::on_configure(&MODULE, root_id, size)
+            }
+
+            #[no_mangle]
+            pub extern "C" fn proxy_on_request_headers(
+                context_id: u32,
+                _headers: usize,
+                _end_of_stream: bool,
+            ) -> u32 {
+                $crate::adapter::on_request_headers(&MODULE, context_id) as u32
+            }
+
+            #[no_mangle]
+            pub extern "C" fn proxy_on_delete(context_id: u32) {
+                $crate::adapter::on_delete(context_id)
+            }
+
+            $($crate::__export_callback!($callback);)*
+        };
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __callback_is {
+    (response, response) => {
+        true
+    };
+    (calls, calls) => {
+        true
+    };
+    ($wanted:ident, $given:ident) => {
+        false
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_callback {
+    (response) => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_response_headers(
+            context_id: u32,
+            _headers: usize,
+            _end_of_stream: bool,
+        ) -> u32 {
+            $crate::adapter::on_response_headers(context_id) as u32
+        }
+    };
+    (calls) => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_http_call_response(
+            context_id: u32,
+            token: u32,
+            headers: usize,
+            body_size: usize,
+            _trailers: usize,
+        ) {
+            $crate::adapter::on_http_call_response(context_id, token, headers, body_size)
+        }
+
+        #[no_mangle]
+        pub extern "C" fn proxy_on_request_body(
+            context_id: u32,
+            _size: usize,
+            _end_of_stream: bool,
+        ) -> u32 {
+            $crate::adapter::hold(context_id) as u32
+        }
+
+        #[no_mangle]
+        pub extern "C" fn proxy_on_request_trailers(context_id: u32, _trailers: usize) -> u32 {
+            $crate::adapter::hold(context_id) as u32
+        }
+    };
+}
+
+/// A root context: one filter's configuration in this VM.
+struct Root {
+    id: u32,
+    /// `None` until configured, and when the configuration was refused.
+    instances: Option<Instances>,
+}
+
+/// Stream context ids are unique per VM: hashing them needs no SipHash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
         }
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        host::report_memory();
-        // Without a valid configuration Envoy does not create streams for us. If it
-        // ever did, the stream is refused with a local reply: returning `None` here
-        // would make the SDK panic, killing the VM for every later request.
-        Some(match self.instances.clone() {
-            Some(instances) => Box::new(Stream {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[derive(Default)]
+struct State {
+    roots: Vec<Root>,
+    /// Streams with more to do after their request headers (a response side or
+    /// a call out), until their response headers or their end.
+    streams: HashMap<u32, Chain, BuildHasherDefault<IdHasher>>,
+    /// The stream each call out was made for, by token: Envoy makes a module's
+    /// calls from its root context and delivers the answer there. An entry
+    /// lives until the answer (a timeout is one), whether or not its stream does.
+    calls: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
+    /// The stream context created last and its root: Envoy creates a stream's
+    /// context right before its request headers, the only callback that needs
+    /// to know its root.
+    created: (u32, u32),
+}
+
+impl State {
+    /// The instances of the filter stream `id` runs through. `Err` holds why
+    /// there are none (the reply's details).
+    fn instances(&self, id: u32) -> Result<Instances, &'static str> {
+        let root = if self.created.0 == id {
+            self.roots.iter().find(|r| r.id == self.created.1)
+        } else if let [only] = self.roots.as_slice() {
+            Some(only)
+        } else {
+            None
+        };
+        match root {
+            Some(Root {
+                instances: Some(instances),
+                ..
+            }) => Ok(instances.clone()),
+            Some(_) => Err("wasm_plugin_not_configured"),
+            None => Err("wasm_plugin_stream_without_root"),
+        }
+    }
+}
+
+thread_local! {
+    // Each VM runs on one thread, and no callback runs inside another: the host
+    // re-enters the module during a callback only to allocate.
+    static STATE: RefCell<State> = RefCell::default();
+}
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    STATE.with(|state| state.try_borrow_mut().ok().map(|mut s| f(&mut s)))
+}
+
+pub fn on_context_create(context_id: u32, root_id: u32) {
+    with_state(|state| {
+        if root_id == 0 {
+            state.roots.retain(|r| r.id != context_id);
+            state.roots.push(Root {
                 id: context_id,
-                chain: Chain::new(instances),
-                host: EnvoyHost,
+                instances: None,
+            });
+        } else {
+            state.created = (context_id, root_id);
+        }
+    });
+    if root_id != 0 {
+        host::report_memory();
+    }
+}
+
+pub fn on_configure(module: &Module, root_id: u32, size: usize) -> bool {
+    host::refresh_log_level();
+    host::define_memory_gauge(module.name);
+    let bytes = host::plugin_configuration(size);
+    let instances = match (module.build)(&bytes) {
+        Ok(instances) => Rc::new(instances),
+        Err(e) => {
+            host::log(
+                LogLevel::Error,
+                format_args!("{}: invalid configuration: {e}", module.name),
+            );
+            return false;
+        }
+    };
+    let stored = with_state(
+        |state| match state.roots.iter_mut().find(|r| r.id == root_id) {
+            Some(root) => root.instances = Some(instances.clone()),
+            None => state.roots.push(Root {
+                id: root_id,
+                instances: Some(instances.clone()),
             }),
-            None => Box::new(Unconfigured(self.name)),
-        })
+        },
+    );
+    if stored.is_none() {
+        return false;
+    }
+    host::log(
+        LogLevel::Debug,
+        format_args!("{}: configuration loaded", module.name),
+    );
+    true
+}
+
+pub fn on_request_headers(module: &Module, id: u32) -> Action {
+    let instances = with_state(|state| state.instances(id)).unwrap_or(Err("wasm_plugin_busy"));
+    let instances = match instances {
+        Ok(instances) => instances,
+        Err(details) => {
+            // Without a valid configuration Envoy does not create streams for
+            // us; if it ever does, or a stream cannot be told apart, it is
+            // refused: never let through unchecked.
+            host::warn(format_args!(
+                "{}: #{id} no configured filter ({details}): request refused",
+                module.name
+            ));
+            host::send_response(503, details, &[], b"plugin not configured\n");
+            return Action::Pause;
+        }
+    };
+    let mut chain = Chain::new(instances);
+    let step = chain.on_request_headers(&mut EnvoyHost { id }, id);
+    if chain.keeps() {
+        with_state(|state| state.streams.insert(id, chain));
+    }
+    action(step)
+}
+
+/// The response headers: the last callback a stream's instances need, so its
+/// state goes here.
+pub fn on_response_headers(id: u32) -> Action {
+    match with_state(|state| state.streams.remove(&id)).flatten() {
+        Some(mut chain) => action(chain.on_response_headers(&mut EnvoyHost { id }, id)),
+        // No instance that saw the request acts on responses.
+        None => Action::Continue,
     }
 }
 
-/// The stream of a module that has no configuration: fails closed.
-struct Unconfigured(&'static str);
+/// A call's answer, delivered to the root context (`_context_id`): it goes to the
+/// stream that made the call, if that stream is still there.
+pub fn on_http_call_response(_context_id: u32, token: u32, headers: usize, body_size: usize) {
+    let taken = with_state(|state| {
+        let id = state.calls.remove(&token)?;
+        Some((id, state.streams.remove(&id)?))
+    });
+    let Some((id, mut chain)) = taken.flatten() else {
+        return;
+    };
+    // Replies and resumption are for the stream, not the root the answer came to.
+    if !host::set_effective_context(id) {
+        return;
+    }
+    let call = CallResponse {
+        token,
+        headers,
+        body_size,
+    };
+    let step = chain.on_call_response(&mut EnvoyHost { id }, id, call);
+    if chain.keeps() {
+        with_state(|state| state.streams.insert(id, chain));
+    }
+    if step == Step::Continue {
+        host::resume_request();
+    }
+}
 
-impl Context for Unconfigured {}
-
-impl HttpContext for Unconfigured {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        host::warn(format_args!(
-            "{}: no configuration: request refused",
-            self.0
-        ));
-        host::send_response(
-            503,
-            "wasm_plugin_not_configured",
-            &[],
-            b"plugin not configured\n",
-        );
+/// While an instance waits for its call, request body and trailers are held: a
+/// Continue from them would let Envoy resume the stream before the decision.
+pub fn hold(id: u32) -> Action {
+    let waiting = with_state(|state| state.streams.get(&id).is_some_and(Chain::waiting));
+    if waiting == Some(true) {
         Action::Pause
+    } else {
+        Action::Continue
     }
 }
 
-/// One HTTP stream through the module's instances.
-struct Stream {
-    id: u32,
-    chain: Chain,
-    host: EnvoyHost,
+pub fn on_delete(id: u32) {
+    with_state(|state| {
+        if state.streams.remove(&id).is_none() {
+            state.roots.retain(|r| r.id != id);
+        }
+    });
 }
 
 /// A local reply or a wait holds the stream (after a local reply the filter must
@@ -147,53 +411,12 @@ fn action(step: Step) -> Action {
     }
 }
 
-impl Context for Stream {
-    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
-        let call = CallResponse {
-            token,
-            headers,
-            body_size,
-        };
-        if self.chain.on_call_response(&mut self.host, self.id, call) == Step::Continue {
-            host::resume_request();
-        }
-    }
-}
-
-impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        action(self.chain.on_request_headers(&mut self.host, self.id))
-    }
-
-    fn on_http_request_body(&mut self, _size: usize, _end_of_stream: bool) -> Action {
-        self.hold()
-    }
-
-    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
-        self.hold()
-    }
-
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        action(self.chain.on_response_headers(&mut self.host, self.id))
-    }
-}
-
-impl Stream {
-    /// While an instance waits for its call, body and trailers are held: a
-    /// Continue from them would let Envoy resume the stream before the decision.
-    fn hold(&self) -> Action {
-        if self.chain.waiting() {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
-    }
-}
-
 /// The proxy-wasm host, for the stream whose callback is running (the chain keeps
 /// the request headers it reads between edits).
-#[derive(Default)]
-struct EnvoyHost;
+struct EnvoyHost {
+    /// The stream's context id, which its calls' answers are routed to.
+    id: u32,
+}
 
 fn map_type(map: Map) -> MapType {
     match map {
@@ -252,7 +475,10 @@ impl Host for EnvoyHost {
         headers: &[(&str, &str)],
         timeout_ms: u64,
     ) -> Result<u32, DispatchError> {
-        host::dispatch(cluster, headers, timeout_ms)
+        let token = host::dispatch(cluster, headers, timeout_ms)?;
+        let id = self.id;
+        with_state(|state| state.calls.insert(token, id));
+        Ok(token)
     }
 
     fn call_response_headers(&mut self) -> HeaderMap {

@@ -6,10 +6,53 @@
 use crate::deny::DenyResponse;
 use crate::headers::{serialize, HeaderMap};
 use crate::plugin::DispatchError;
-use proxy_wasm::types::{BufferType, LogLevel, MapType, Status, StreamType};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
-use std::time::Duration;
+
+/// The proxy-wasm ABI's log levels (`proxy_log`, `proxy_get_log_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum LogLevel {
+    Trace = 0,
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Critical = 5,
+}
+
+/// What a stream callback answers: go on, or hold the stream (a wait, or a local
+/// reply sent: after one a filter must not return Continue, rust-sdk#105).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Action {
+    Continue = 0,
+    Pause = 1,
+}
+
+/// The header maps of the ABI's `proxy_*_header_map_*` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MapType {
+    HttpRequestHeaders = 0,
+    HttpResponseHeaders = 2,
+    HttpCallResponseHeaders = 6,
+}
+
+/// The buffers of the ABI's `proxy_get_buffer_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum BufferType {
+    HttpCallResponseBody = 4,
+    PluginConfiguration = 7,
+}
+
+/// The streams of the ABI's `proxy_continue_stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum StreamType {
+    HttpRequest = 0,
+}
 
 // The host's log level, read at configure time so that a disabled level costs one
 // comparison and no formatting. Each VM is single-threaded; Relaxed is enough.
@@ -55,11 +98,11 @@ pub fn warn(message: fmt::Arguments<'_>) {
     log(LogLevel::Warn, message);
 }
 
-// Declared here rather than used through the SDK's `hostcalls`, which panic on an
-// unexpected status (a panic kills the VM for every later request, envoy#26485)
-// and copy values into `String`s, panicking again on a value that is not UTF-8.
-// Statuses are read as plain integers (0 is Ok): a value the SDK's `Status` enum
-// lacks must not become an invalid enum.
+// The ABI's imports, declared here: the modules do not link the proxy-wasm SDK
+// (see `adapter`), whose `hostcalls` also panic on an unexpected status (a panic
+// kills the VM for every later request, envoy#26485) and copy values into
+// `String`s, panicking again on a value that is not UTF-8. Statuses are read as
+// plain integers (0 is Ok): a value an enum lacks must not become an invalid enum.
 #[cfg(target_arch = "wasm32")]
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -106,6 +149,19 @@ extern "C" {
     ) -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     fn proxy_continue_stream(stream_type: StreamType) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout_ms: u32,
+        return_token: *mut u32,
+    ) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: BufferType,
         start: usize,
@@ -131,7 +187,7 @@ extern "C" {
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::missing_safety_doc)]
 mod native {
-    use proxy_wasm::types::{BufferType, MapType, StreamType};
+    use super::{BufferType, MapType, StreamType};
 
     const UNIMPLEMENTED: u32 = 12;
 
@@ -214,6 +270,26 @@ mod native {
         UNIMPLEMENTED
     }
 
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe extern "C" fn proxy_http_call(
+        _upstream_data: *const u8,
+        _upstream_size: usize,
+        _headers_data: *const u8,
+        _headers_size: usize,
+        _body_data: *const u8,
+        _body_size: usize,
+        _trailers_data: *const u8,
+        _trailers_size: usize,
+        _timeout_ms: u32,
+        _return_token: *mut u32,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+
+    pub unsafe extern "C" fn proxy_set_effective_context(_context_id: u32) -> u32 {
+        UNIMPLEMENTED
+    }
+
     pub unsafe extern "C" fn proxy_continue_stream(_stream_type: StreamType) -> u32 {
         UNIMPLEMENTED
     }
@@ -245,6 +321,8 @@ mod native {
 use native::*;
 
 const OK: u32 = 0;
+const BAD_ARGUMENT: u32 = 2;
+const INTERNAL_FAILURE: u32 = 10;
 
 type WriteCall = unsafe extern "C" fn(MapType, *const u8, usize, *const u8, usize) -> u32;
 
@@ -263,7 +341,7 @@ impl HostHeaders {
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;
         // SAFETY: the pointers are valid for the call. On success the host hands
-        // over a buffer it allocated through the SDK's `proxy_on_memory_allocate` (a
+        // over a buffer it allocated through `proxy_on_memory_allocate` ([`allocate`]: a
         // boxed slice of exactly `size` bytes); rebuilding it as a Vec frees it.
         unsafe {
             let status =
@@ -316,70 +394,104 @@ pub fn now_ms() -> u64 {
     nanos / 1_000_000
 }
 
+/// Makes the stream `context_id` the one later host calls act on (resuming it,
+/// replying to it), in a callback Envoy delivers to the root context: a call's
+/// answer. Returns whether the host knows that context.
+pub fn set_effective_context(context_id: u32) -> bool {
+    // SAFETY: no pointers.
+    unsafe { proxy_set_effective_context(context_id) == OK }
+}
+
 /// Lets a request held at its headers continue.
 pub fn resume_request() {
     // SAFETY: no pointers.
     let _ = unsafe { proxy_continue_stream(StreamType::HttpRequest) };
 }
 
-/// Starts an HTTP call. The SDK's call is the only one that registers the
-/// callout, so that the answer reaches the stream that made it. Envoy answers an
-/// unknown cluster or missing pseudo-headers with BadArgument, and a call that
-/// fails as it is made with InternalFailure (in Envoy 1.40: a circuit breaker that
-/// overflows, or a cluster without a healthy host); the statuses the SDK panics
-/// on are not among what Envoy's http_call returns.
+/// Starts an HTTP call to `cluster` with `headers` (which must hold `:method`,
+/// `:path` and `:authority`) and no body. Envoy answers an unknown cluster or
+/// missing pseudo-headers with BadArgument, and a call that fails as it is made
+/// with InternalFailure (in Envoy 1.40: a circuit breaker that overflows, or a
+/// cluster without a healthy host). The answer reaches the calling stream's
+/// context (`proxy_on_http_call_response` with its id).
 pub fn dispatch(
     cluster: &str,
     headers: &[(&str, &str)],
     timeout_ms: u64,
 ) -> Result<u32, DispatchError> {
-    proxy_wasm::hostcalls::dispatch_http_call(
-        cluster,
-        headers.to_vec(),
-        None,
-        Vec::new(),
-        Duration::from_millis(timeout_ms),
-    )
-    .map_err(|status| match status {
-        Status::BadArgument => DispatchError::BadArgument,
-        Status::InternalFailure => DispatchError::InternalFailure,
-        other => DispatchError::Other(other as u32),
-    })
+    let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+    let wire = serialize(&pairs);
+    let mut token: u32 = 0;
+    let timeout = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
+    // SAFETY: every pointer and length describes a live slice for the call, and
+    // the token is written through a pointer to a live local.
+    let status = unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            wire.as_ptr(),
+            wire.len(),
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+            0,
+            timeout,
+            &mut token,
+        )
+    };
+    match status {
+        OK => Ok(token),
+        BAD_ARGUMENT => Err(DispatchError::BadArgument),
+        INTERNAL_FAILURE => Err(DispatchError::InternalFailure),
+        other => Err(DispatchError::Other(other)),
+    }
+}
+
+/// The filter's configuration (`pluginConfig`), `size` bytes as the host announced.
+pub fn plugin_configuration(size: usize) -> Vec<u8> {
+    buffer(BufferType::PluginConfiguration, size)
 }
 
 /// The body of the call response being delivered, up to `size` bytes.
 pub fn call_response_body(size: usize) -> Vec<u8> {
+    buffer(BufferType::HttpCallResponseBody, size)
+}
+
+fn buffer(buffer_type: BufferType, size: usize) -> Vec<u8> {
     if size == 0 {
         return Vec::new();
     }
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut len: usize = 0;
     // SAFETY: on success the host hands over a buffer of `len` bytes allocated
-    // through the SDK's `proxy_on_memory_allocate`, which we now own (the SDK's
-    // `get_buffer` takes it over the same way).
+    // through `proxy_on_memory_allocate` ([`allocate`]), which we now own.
     unsafe {
-        match proxy_get_buffer_bytes(
-            BufferType::HttpCallResponseBody,
-            0,
-            size,
-            &mut data,
-            &mut len,
-        ) {
+        match proxy_get_buffer_bytes(buffer_type, 0, size, &mut data, &mut len) {
             OK if !data.is_null() => Vec::from_raw_parts(data, len, len),
             _ => Vec::new(),
         }
     }
 }
 
-/// Copies one of the stream's header maps out of the host in one call. Unlike the
-/// SDK's `get_http_request_headers`, this neither allocates per header nor panics
-/// on a value that is not UTF-8.
+/// What the module exports as `proxy_on_memory_allocate`: the host puts the data
+/// it returns (header maps, buffers) in memory it asks for here, and the calls
+/// above take that memory over as a `Vec` of exactly `size` bytes.
+pub fn allocate(size: usize) -> *mut u8 {
+    let mut memory: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(size);
+    // SAFETY: the bytes are uninitialized `MaybeUninit`s, which is valid, and the
+    // capacity is exactly `size`, so the boxed slice keeps this allocation.
+    unsafe { memory.set_len(size) };
+    Box::into_raw(memory.into_boxed_slice()) as *mut u8
+}
+
+/// Copies one of the stream's header maps out of the host in one call: one buffer,
+/// no allocation per header, and no panic on a value that is not UTF-8.
 pub fn read_map(map_type: MapType) -> HeaderMap {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
-    // SAFETY: on success the host hands us a buffer it allocated through the
-    // SDK's `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes),
-    // which we now own; the SDK's own `get_map` takes it over the same way.
+    // SAFETY: on success the host hands us a buffer it allocated through
+    // `proxy_on_memory_allocate` ([`allocate`]: a boxed slice of exactly `size` bytes),
+    // which we now own.
     let buf = unsafe {
         match proxy_get_header_map_pairs(map_type, &mut data, &mut size) {
             OK if !data.is_null() => Vec::from_raw_parts(data, size, size),

@@ -14,5 +14,3 @@ pub mod plugin;
 pub use config::{ConfigError, Fields, Node};
 pub use deny::DenyResponse;
 pub use plugin::{CallResponse, Cx, Host, Map, Plugin, Step};
-// The wasm entry point `export_plugin!` expands to needs the SDK by this path.
-pub use proxy_wasm;

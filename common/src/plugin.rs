@@ -144,6 +144,15 @@ pub trait Plugin: 'static {
     /// What one stream keeps between callbacks (`()` for most plugins: a
     /// zero-sized state costs no allocation).
     type Stream: Default + 'static;
+    /// Whether the plugin acts on responses (implements `on_response_headers`).
+    /// Only then is it called for them, and only then does its own module take
+    /// Envoy's response callback: each callback a module exports is a VM entry
+    /// per stream (see `adapter`). `export_plugin!` checks it against the
+    /// callbacks the module exports.
+    const RESPONSE: bool = false;
+    /// Whether the plugin makes calls out (returns [`Step::Pause`] and implements
+    /// `on_call_response`).
+    const CALLS: bool = false;
 
     /// Builds the configuration from `pluginConfig` (`{}` when none was given).
     fn configure(doc: &Value) -> Result<Self::Config, ConfigError>;
@@ -180,6 +189,8 @@ pub trait Instance {
     fn label(&self) -> &str;
     /// A fresh per-stream state.
     fn new_stream(&self) -> Box<dyn Any>;
+    /// Whether it acts on responses ([`Plugin::RESPONSE`]).
+    fn response(&self) -> bool;
     fn on_request_headers(&self, stream: &mut dyn Any, cx: &mut Cx<'_>) -> Step;
     fn on_response_headers(&self, stream: &mut dyn Any, cx: &mut Cx<'_>) -> Step;
     fn on_call_response(&self, stream: &mut dyn Any, cx: &mut Cx<'_>, call: CallResponse) -> Step;
@@ -234,11 +245,18 @@ impl<P: Plugin> Instance for Configured<P> {
         Box::new(P::Stream::default())
     }
 
+    fn response(&self) -> bool {
+        P::RESPONSE
+    }
+
     fn on_request_headers(&self, stream: &mut dyn Any, cx: &mut Cx<'_>) -> Step {
         self.with(stream, cx, P::on_request_headers)
     }
 
     fn on_response_headers(&self, stream: &mut dyn Any, cx: &mut Cx<'_>) -> Step {
+        if !P::RESPONSE {
+            return Step::Continue;
+        }
         self.with(stream, cx, P::on_response_headers)
     }
 
@@ -287,6 +305,19 @@ impl Chain {
             at: 0,
             state: State::Start,
         }
+    }
+
+    /// Whether the stream still has something to do after its request headers:
+    /// an instance waits for its call, or one that saw the request acts on
+    /// responses. Otherwise the adapter need not keep it.
+    pub fn keeps(&self) -> bool {
+        let seen = match self.state {
+            State::Start => 0,
+            State::Passed => self.instances.len(),
+            State::Waiting => return true,
+            State::Replied => self.at.saturating_add(1),
+        };
+        self.instances.iter().take(seen).any(|i| i.response())
     }
 
     /// True while an instance waits for its call: request body and trailers are
@@ -376,6 +407,9 @@ impl Chain {
             else {
                 continue;
             };
+            if !instance.response() {
+                continue;
+            }
             let mut cx = Cx::new(host, id, instance.label());
             if instance.on_response_headers(stream.as_mut(), &mut cx) == Step::Stop {
                 return Step::Pause;
@@ -711,6 +745,8 @@ mod tests {
         const NAME: &'static str = "script";
         type Config = (String, String);
         type Stream = Seen;
+        const RESPONSE: bool = true;
+        const CALLS: bool = true;
 
         fn configure(doc: &Value) -> Result<Self::Config, ConfigError> {
             let field = |k: &str| doc[k].as_str().unwrap_or("continue").to_string();
@@ -796,6 +832,66 @@ mod tests {
             ]
         );
         assert_eq!(host.request_values("x-seen"), ["1", "1", "1"]);
+    }
+
+    /// A plugin without a response side (RESPONSE false), which logs if its
+    /// response callback is ever run.
+    struct RequestOnly;
+
+    impl Plugin for RequestOnly {
+        const NAME: &'static str = "request-only";
+        type Config = ();
+        type Stream = ();
+
+        fn configure(_: &Value) -> Result<(), ConfigError> {
+            Ok(())
+        }
+
+        fn on_request_headers(_: &(), _: &mut (), cx: &mut Cx<'_>) -> Step {
+            cx.debug(format_args!("request"));
+            Step::Continue
+        }
+
+        fn on_response_headers(_: &(), _: &mut (), cx: &mut Cx<'_>) -> Step {
+            cx.debug(format_args!("response"));
+            Step::Continue
+        }
+    }
+
+    #[test]
+    fn only_instances_with_a_response_side_see_responses_and_keep_the_stream() {
+        let request_only = |name: &str| {
+            Box::new(Configured::<RequestOnly>::new(name, &json!({})).unwrap()) as Box<dyn Instance>
+        };
+        let script = |name: &str, request: &str| {
+            let doc = json!({ "request": request });
+            Box::new(Configured::<Script>::new(name, &doc).unwrap()) as Box<dyn Instance>
+        };
+        let mut host = Mock::new();
+        // Request-only instances that let the request on leave nothing to keep.
+        let mut c = Chain::new(Rc::new(vec![request_only("a"), request_only("b")]));
+        assert!(!c.keeps());
+        assert_eq!(c.on_request_headers(&mut host, 1), Step::Continue);
+        assert!(!c.keeps());
+        c.on_response_headers(&mut host, 1);
+        assert_eq!(logs(&mut host), ["a: request", "b: request"]);
+        // A response side among those that saw the request keeps it; one after a
+        // reply does not.
+        let mut c = Chain::new(Rc::new(vec![script("s", "continue"), request_only("r")]));
+        assert_eq!(c.on_request_headers(&mut host, 2), Step::Continue);
+        assert!(c.keeps());
+        c.on_response_headers(&mut host, 2);
+        assert_eq!(logs(&mut host), ["s: request", "r: request", "s: response"]);
+        let mut c = Chain::new(Rc::new(vec![
+            request_only("r"),
+            script("d", "deny"),
+            script("s", "continue"),
+        ]));
+        assert_eq!(c.on_request_headers(&mut host, 3), Step::Pause);
+        assert!(c.keeps(), "the replying instance sees its reply");
+        let mut c = Chain::new(Rc::new(vec![script("w", "call"), request_only("r")]));
+        assert_eq!(c.on_request_headers(&mut host, 4), Step::Pause);
+        assert!(c.keeps(), "waiting for a call");
     }
 
     #[test]

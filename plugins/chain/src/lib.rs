@@ -6,9 +6,10 @@
 
 pub mod config;
 
+// Every callback set: an instance of any plugin may act on responses or call out.
 #[cfg(target_arch = "wasm32")]
-common::proxy_wasm::main! {{
-    common::proxy_wasm::set_root_context(|_| {
-        Box::new(common::adapter::Root::new(config::NAME, config::parse))
-    });
-}}
+common::export_module!(
+    common::adapter::Module::new(config::NAME, config::parse),
+    response,
+    calls
+);

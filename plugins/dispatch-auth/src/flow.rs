@@ -9,7 +9,7 @@ use crate::call::{self, NotUtf8, Request};
 use crate::config::{Config, FAILURE_MODE_HEADER};
 use crate::pending::GRACE_MS;
 use crate::verdict::{classify, Failure, Outcome, Overload, Verdict};
-use proxy_wasm::types::Action;
+use common::host::Action;
 use std::fmt;
 use std::rc::Rc;
 

@@ -14,15 +14,15 @@ pub mod proxy;
 pub mod shared;
 pub mod verdict;
 
+use common::host::Action;
 use common::plugin::{CallResponse, Cx, DispatchError, Map, Plugin, Step};
 use flow::{Shared, Stream};
 use pending::Registry;
-use proxy_wasm::types::Action;
 use serde_json::Value;
 use std::fmt;
 use verdict::{Failure, Overload};
 
-common::export_plugin!(DispatchAuth);
+common::export_plugin!(DispatchAuth, calls);
 
 thread_local! {
     /// This VM's calls out, per cluster, shared by every instance in it.
@@ -36,6 +36,7 @@ impl Plugin for DispatchAuth {
     type Config = Shared;
     /// Made at the request headers, with the stream's id for its log lines.
     type Stream = Option<Stream>;
+    const CALLS: bool = true;
 
     fn configure(doc: &Value) -> Result<Shared, common::ConfigError> {
         let config = config::Config::from_value(doc)?;

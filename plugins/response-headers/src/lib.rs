@@ -10,7 +10,7 @@ use common::plugin::{Cx, Host, Map, Plugin, Step};
 use config::Config;
 use serde_json::Value;
 
-common::export_plugin!(ResponseHeaders);
+common::export_plugin!(ResponseHeaders, response);
 
 pub struct ResponseHeaders;
 
@@ -44,6 +44,7 @@ impl Plugin for ResponseHeaders {
     const NAME: &'static str = "response-headers";
     type Config = Config;
     type Stream = ();
+    const RESPONSE: bool = true;
 
     fn configure(doc: &Value) -> Result<Config, common::ConfigError> {
         Config::from_value(doc)

@@ -27,6 +27,14 @@ pub fn cases(demo: SocketAddr) -> Result<(Vec<Case>, Vec<String>)> {
     let mut cases = vec![
         Case::new("no filter (baseline)", vec![]),
         Case::new("one empty wasm filter", vec![empty_filter("empty-0", "")]).floor(),
+        // This project's adapter with nothing to do: a response-headers filter
+        // with an empty config takes the callbacks every plugin takes, and the
+        // response side. What it adds over the SDK's empty filter (or saves:
+        // it exports fewer callbacks, see common's `adapter`) is every plugin's.
+        Case::new(
+            "  our adapter, nothing to do",
+            vec![Plugin("response-headers", json!({}))],
+        ),
         Case::new(
             "six empty wasm filters (one VM)",
             (0..6).map(|i| empty_filter(&format!("empty-{i}"), "")).collect(),

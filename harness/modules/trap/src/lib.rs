@@ -15,21 +15,24 @@
 // lint guards the shipped plugins, not this.
 #![allow(clippy::panic)]
 
-use common::adapter::Root;
 use common::plugin::{Configured, Cx, Instance, Level, Map, Plugin, Step};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-common::proxy_wasm::main! {{
-    // The configuration is plain text (the instance's name), not JSON.
-    common::proxy_wasm::set_root_context(|_| Box::new(Root::new(Trap::NAME, |bytes| {
-        let name = std::str::from_utf8(bytes)
-            .map_err(|_| common::ConfigError::new("", "instance name must be UTF-8"))?;
-        let instance: Box<dyn Instance> =
-            Box::new(Configured::<Trap>::new("", &Value::String(name.trim().to_string()))?);
-        Ok(vec![instance])
-    })));
-}}
+#[cfg(target_arch = "wasm32")]
+common::export_module!(common::adapter::Module::new(Trap::NAME, build), response);
+
+// The configuration is plain text (the instance's name), not JSON.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn build(bytes: &[u8]) -> Result<Vec<Box<dyn Instance>>, common::ConfigError> {
+    let name = std::str::from_utf8(bytes)
+        .map_err(|_| common::ConfigError::new("", "instance name must be UTF-8"))?;
+    let instance: Box<dyn Instance> = Box::new(Configured::<Trap>::new(
+        "",
+        &Value::String(name.trim().to_string()),
+    )?);
+    Ok(vec![instance])
+}
 
 /// Requests let through by this VM. A static lives in the VM's linear memory, so
 /// it is per VM: instances sharing a VM share it, a reloaded VM starts at zero.
@@ -47,6 +50,7 @@ impl Plugin for Trap {
     type Config = String;
     /// Requests this VM had let through when this stream's went on.
     type Stream = u32;
+    const RESPONSE: bool = true;
 
     fn configure(doc: &Value) -> Result<String, common::ConfigError> {
         Ok(doc.as_str().unwrap_or_default().to_string())
