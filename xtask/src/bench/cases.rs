@@ -2,7 +2,7 @@
 //! times, each plugin beside the native Envoy filter that does its job, the four
 //! plugins stacked, and the example ingress gateway (in `ingress.rs`).
 
-use super::{empty_filter, ingress, Case, Filter};
+use super::{empty_filter, idle_filter, ingress, Case, Filter};
 use crate::util::Result;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -27,14 +27,10 @@ pub fn cases(demo: SocketAddr) -> Result<(Vec<Case>, Vec<String>)> {
     let mut cases = vec![
         Case::new("no filter (baseline)", vec![]),
         Case::new("one empty wasm filter", vec![empty_filter("empty-0", "")]).floor(),
-        // This project's adapter with nothing to do: a response-headers filter
-        // with an empty config takes the callbacks every plugin takes, and the
-        // response side. What it adds over the SDK's empty filter (or saves:
-        // it exports fewer callbacks, see common's `adapter`) is every plugin's.
-        Case::new(
-            "  our adapter, nothing to do",
-            vec![Plugin("response-headers", json!({}))],
-        ),
+        // This project's adapter running a plugin that does nothing: what it
+        // adds over the SDK's empty filter (or saves: it exports fewer
+        // callbacks, see common's `adapter`) every plugin pays.
+        Case::new("  our adapter, idle", vec![idle_filter("idle-0")]),
         Case::new(
             "six empty wasm filters (one VM)",
             (0..6).map(|i| empty_filter(&format!("empty-{i}"), "")).collect(),

@@ -7,7 +7,7 @@
 //! one VM or one each (five filters more than the floor: their "per time" is one
 //! more filter's cost), for their memory too.
 
-use super::{empty_filter, own_vm, Case, Filter};
+use super::{empty_filter, idle_filter, own_vm, Case, Filter};
 use serde_json::json;
 
 /// The differences sought are tenths of a µs: more requests and rounds than the
@@ -42,6 +42,7 @@ pub fn cases() -> Vec<Case> {
     let cases = vec![
         Case::new("no filter (baseline)", vec![]),
         probe("empty filter (floor)", "").floor(),
+        Case::new("our adapter, idle", vec![idle_filter("idle")]),
         probe("(f) streams from set_http_context", "sdk-http-context"),
         probe("(e) implements on_response_headers", "on-response-headers"),
         probe("    and adds a response header", "add-response-header"),

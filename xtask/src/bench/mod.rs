@@ -30,6 +30,8 @@ const CONNECTIONS: usize = 16;
 const ROUNDS: usize = 3;
 /// The test-only module of `harness/modules/empty`.
 const EMPTY: &str = "empty";
+/// The test-only module of `harness/modules/idle`: the adapter doing nothing.
+const IDLE: &str = "idle";
 
 /// One Envoy to measure: its filters, and the request that passes all of them.
 pub struct Case {
@@ -139,7 +141,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
         soak::check(only.as_deref())?;
         build::build(&build::plugins()?)?;
     } else {
-        let empty = [EMPTY.to_string()];
+        let empty = [EMPTY.to_string(), IDLE.to_string()];
         build::build_sets(&[
             (&build::plugins()?, build::dist_dir()),
             (&empty, test_modules_dir()),
@@ -420,6 +422,12 @@ fn empty_filter(name: &str, probes: &str) -> Filter {
         &empty_module(),
         probes,
     ))
+}
+
+/// The idle module's filter entry `name`: this project's adapter doing nothing.
+fn idle_filter(name: &str) -> Filter {
+    let module = test_modules_dir().join(format!("{IDLE}.wasm"));
+    Filter::Entry(harness::envoy::wasm_filter_at(name, &module, ""))
 }
 
 fn empty_module() -> PathBuf {
