@@ -3,9 +3,11 @@
 //! plugin interface and the chain that runs instances, and (on wasm) the one
 //! adapter that carries a plugin's steps out through the host.
 
+mod abi;
 pub mod adapter;
 pub mod config;
 pub mod deny;
+mod export;
 pub mod headers;
 pub mod host;
 pub mod path;
