@@ -184,7 +184,9 @@ fn wasm_plugin(
     }
     spec.push(("phase", Node::str(first.phase.as_str())));
     spec.push(("priority", Node::Int(first.priority.into())));
-    spec.push(("failStrategy", Node::str(first.fail_strategy.as_str())));
+    if gateway.istio >= compat::FAIL_STRATEGY {
+        spec.push(("failStrategy", Node::str(first.fail_strategy.as_str())));
+    }
     if let Some(matches) = &first.matches {
         spec.push(("match", Node::Json(matches.clone())));
     }

@@ -13,6 +13,9 @@ pub const TRAFFIC_EXTENSION: Istio = Istio::v(30);
 pub const VM_CONFIG: Istio = Istio::v(14);
 /// WasmPlugin `match` (istio/api d5358d93e, release-1.16).
 pub const MATCH: Istio = Istio::v(16);
+/// WasmPlugin `failStrategy` (istio/api 9242317ad, release-1.19); before it a
+/// WasmPlugin always failed closed, so FAIL_CLOSE is left out there.
+pub const FAIL_STRATEGY: Istio = Istio::v(19);
 /// WasmPlugin `type` (istio/api 3cfacc600, release-1.20); below it the field is
 /// left out, which means HTTP there too.
 pub const PLUGIN_TYPE: Istio = Istio::v(20);
@@ -85,6 +88,9 @@ pub fn check(gateway: &Gateway, pull_secret: bool) -> Result<(), String> {
             needs("failStrategy", "FAIL_RELOAD", FAIL_RELOAD).map_err(at)?;
         }
         if api == Api::WasmPlugin {
+            if i.fail_strategy == FailStrategy::FailOpen {
+                needs("failStrategy", "FAIL_OPEN on WasmPlugin", FAIL_STRATEGY).map_err(at)?;
+            }
             if !i.env.is_empty() {
                 needs("env", "vmConfig.env on WasmPlugin", VM_CONFIG).map_err(at)?;
             }

@@ -137,12 +137,15 @@ fn good_wasm_plugin() -> Value {
     docs(&render(&gateway, &sha).unwrap()).remove(0)
 }
 
+/// An edit that breaks a manifest.
+type Breaker = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn the_validator_catches_schema_and_cel_violations() {
     let crd = Crd::load("wasmplugin.crd.yaml");
     let good = good_wasm_plugin();
     assert_eq!(crd.check(&good).errors, Vec::<String>::new());
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    let cases: Vec<(&str, Breaker, &str)> = vec![
         // Schema: an enum, a type, int32's range, a pattern, an unknown field
         // (the API server would drop it silently), a required field.
         ("phase", Box::new(|d| d["spec"]["phase"] = json!("AUTHX")), "schema: /spec/phase"),
@@ -294,14 +297,25 @@ fn traffic_extension_puts_the_wasm_fields_under_spec_wasm() {
 }
 
 #[test]
-fn wasm_plugin_leaves_type_out_before_istio_1_20() {
-    for (istio, has_type) in [("1.19", false), ("1.20", true)] {
+fn wasm_plugin_leaves_out_what_an_older_istio_does_not_know() {
+    // failStrategy (1.19+; FAIL_CLOSE was the only behaviour before) and type
+    // (1.20+; HTTP before).
+    for (istio, has_fail_strategy, has_type) in [
+        ("1.18", false, false),
+        ("1.19", true, false),
+        ("1.20", true, true),
+    ] {
         let gateway = load(
             "gw",
             &format!("name: gw\nnamespace: ns\nselector: {{app: web}}\nistio: \"{istio}\"\nurl: oci://r/p\nplugins: [{{plugin: header-authorization}}]\n"),
         );
         let doc = docs(&render(&gateway, &no_sha).unwrap()).remove(0);
         assert_eq!(doc["spec"].get("type").is_some(), has_type, "{istio}");
+        assert_eq!(
+            doc["spec"].get("failStrategy").is_some(),
+            has_fail_strategy,
+            "{istio}"
+        );
     }
 }
 

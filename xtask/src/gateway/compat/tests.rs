@@ -60,6 +60,11 @@ fn each_refusal_names_the_field_and_the_istio_version_it_needs() {
             "plugins[0] (one): failStrategy: FAIL_RELOAD needs Istio 1.27+",
         ),
         (
+            &format!("{SELECTOR}\nistio: \"1.18\""),
+            ", failStrategy: FAIL_OPEN",
+            "plugins[0] (one): failStrategy: FAIL_OPEN on WasmPlugin needs Istio 1.19+ (this gateway targets istio: \"1.18\")",
+        ),
+        (
             &format!("{SELECTOR}\nistio: \"1.13\""),
             ", env: [{name: A, value: b}]",
             "plugins[0] (one): env: vmConfig.env on WasmPlugin needs Istio 1.14+ (this gateway targets istio: \"1.13\")",
@@ -129,6 +134,8 @@ fn what_each_version_and_api_accepts() {
         (&*format!("{SELECTOR}\nistio: \"1.27\""), ", failStrategy: FAIL_RELOAD"),
         (&*format!("{SELECTOR}\nistio: \"1.14\""), ", env: [{name: A, valueFrom: HOST}]"),
         (&*format!("{SELECTOR}\nistio: \"1.16\""), ", match: [{mode: SERVER}]"),
+        (&*format!("{SELECTOR}\nistio: \"1.19\""), ", failStrategy: FAIL_OPEN"),
+        (&*format!("{SELECTOR}\napi: EnvoyFilter\nistio: \"1.12\""), ", failStrategy: FAIL_OPEN"),
         // EnvoyFilter carries env and match in Envoy's own terms at any version,
         // and the pull policy as the variable Istio's agent reads.
         (
