@@ -239,4 +239,6 @@ mod api_tests;
 #[cfg(test)]
 mod crd;
 #[cfg(test)]
+mod crd_tests;
+#[cfg(test)]
 pub mod tests;

@@ -28,6 +28,10 @@ use crate::yaml::Node;
 use serde_json::Value;
 
 pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+/// What Istio's agent puts in a filter's place when it cannot fetch the
+/// module: an RBAC filter that denies all (or allows all, when the config
+/// fails open). The filter must accept that type too, as istiod's own do.
+pub const RBAC_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
 const HCM: &str = "envoy.filters.network.http_connection_manager";
 const ROUTER: &str = "envoy.filters.http.router";
 
@@ -279,7 +283,13 @@ fn http_filter(gateway: &Gateway, filter: &Filter, first: bool) -> Vec<Node> {
                                                 ("initial_fetch_timeout", Node::str("0s")),
                                             ]),
                                         ),
-                                        ("type_urls", Node::List(vec![Node::str(WASM_TYPE)])),
+                                        (
+                                            "type_urls",
+                                            Node::List(vec![
+                                                Node::str(WASM_TYPE),
+                                                Node::str(RBAC_TYPE),
+                                            ]),
+                                        ),
                                     ]),
                                 ),
                             ]),
