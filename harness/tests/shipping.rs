@@ -1,7 +1,8 @@
 //! How modules reach an Envoy outside `cargo xtask run`, with a real Envoy:
 //! the Wasm filter configs `build-all` writes into an `api: EnvoyFilter`
 //! gateway's EnvoyFilter pass `envoy --mode validate` (with local modules,
-//! which makes Envoy load each module and configure it), and Envoy fetches a
+//! which makes Envoy load each module and configure it), its HTTP_FILTER
+//! patches get those configs by ECDS and run in chain order, and Envoy fetches a
 //! module over HTTP from a loopback server through `vm_config.code.remote`,
 //! checked against the sha256 `build-all` wrote, and refuses one whose bytes
 //! differ.
@@ -201,6 +202,103 @@ fn envoy_filter_wasm_configs_pass_envoy_validate() {
         log.contains("RemoteDataSourceValidationError.Sha256"),
         "{log}"
     );
+}
+
+#[test]
+fn envoy_filter_patches_get_their_configs_by_ecds_and_run_in_chain_order() {
+    let dist = dist_dir().canonicalize().unwrap();
+    let dir = scratch("shipping-ef-ecds");
+    let file = dir.join("edge.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: edge\nnamespace: test\nselector: {{app: edge}}\napi: EnvoyFilter\nurl: file://{}\nplugins:\n\
+             - {{plugin: header-authorization, name: team, phase: AUTHZ, config: {{header: x-team, values: [red], deny: {{status: 403}}}}}}\n\
+             - {{plugin: header-authorization, name: tenant, phase: AUTHN, config: {{header: x-tenant, values: [acme], deny: {{status: 401}}}}}}\n\
+             - {{plugin: response-headers, name: stamp, config: {{response_headers: [{{name: x-stamp, value: edge}}]}}}}\n",
+            dist.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let output = Command::new(xtask_bin())
+        .arg("build-all")
+        .arg("--gateways")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .arg("--modules")
+        .arg(dist_dir())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(out.join("edge").join("envoy-filter.yaml")).unwrap();
+    let filter = to_json(&YamlLoader::load_from_str(&text).unwrap()[0]);
+    // Each EXTENSION_CONFIG becomes an ECDS resource in a file of its own.
+    let mut sources = Map::new();
+    for config in extension_configs(&filter) {
+        let name = config["name"].as_str().unwrap().to_string();
+        let path = dir.join(format!("ecds-{name}.json"));
+        let resource = json!({"resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": name,
+            "typed_config": config["typed_config"],
+        }]});
+        std::fs::write(&path, resource.to_string()).unwrap();
+        sources.insert(name, json!({"path_config_source": {"path": path.display().to_string()}, "resource_api_version": "V3"}));
+    }
+    // The HTTP_FILTER patches applied as Istio applies them, to a listener that
+    // has only the router; each filter as written, but for its config source:
+    // there is no xDS server here, so ADS becomes the file above.
+    let mut chain: Vec<Value> = Vec::new();
+    for patch in filter["spec"]["configPatches"].as_array().unwrap() {
+        if patch["applyTo"] != "HTTP_FILTER" {
+            continue;
+        }
+        assert_eq!(patch["match"]["context"], "ANY");
+        let mut value = patch["patch"]["value"].clone();
+        let name = value["name"].as_str().unwrap().to_string();
+        assert_eq!(value["config_discovery"]["config_source"]["ads"], json!({}));
+        value["config_discovery"]["config_source"] = sources[&name].clone();
+        match patch["patch"]["operation"].as_str().unwrap() {
+            "INSERT_FIRST" => chain.insert(0, value),
+            // Before the router, which `bootstrap` appends.
+            "INSERT_BEFORE" => chain.push(value),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let names: Vec<&str> = chain.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["test.edge-tenant", "test.edge-team", "test.edge-stamp"]
+    );
+    let echo = Server::echo();
+    let config = bootstrap(&chain, "echo", &[static_cluster("echo", echo.addr())]);
+    let envoy = Envoy::launch(&dir.join("envoy"), &config, 1, Some(echo))
+        .unwrap_or_else(|log| panic!("{log}"));
+    // tenant (AUTHN) decides first, then team (AUTHZ); stamp marks every
+    // answer that passes through it on the way back.
+    let tenant = ("x-tenant", "acme");
+    let team = ("x-team", "red");
+    let cases: [(&[(&str, &str)], u16); 4] = [
+        (&[], 401),
+        (&[team], 401),
+        (&[tenant], 403),
+        (&[tenant, team], 200),
+    ];
+    for (headers, status) in cases {
+        let response = envoy.get("/", headers);
+        assert_eq!(response.status, status, "{headers:?}");
+    }
+    assert_eq!(
+        envoy.get("/", &[tenant, team]).header("x-stamp"),
+        Some("edge")
+    );
+    assert_eq!(envoy.echo().count(), 2);
 }
 
 /// A header-authorization filter whose module Envoy fetches from `server`
