@@ -73,10 +73,15 @@ pub fn run_command(args: &[String]) -> Result<()> {
             ),
         };
         let count = files.len() - 1;
+        let filters = match gateway.api {
+            gateway::Api::EnvoyFilter => format!(" ({} filters)", plan.filters.len()),
+            _ => String::new(),
+        };
         println!(
-            "{}/{}/: {count} WasmPlugin{} from {}{fused}",
+            "{}/{}/: {count} {}{}{filters} from {}{fused}",
             gateway::display(&out),
             gateway.name,
+            gateway.api.as_str(),
             if count == 1 { "" } else { "s" },
             gateway.display
         );

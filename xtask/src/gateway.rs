@@ -3,6 +3,7 @@
 //! plugin's own config type, and orders the instances the way Istio chains them;
 //! `fuse` groups them into the gateway's filters (chains where the file asks).
 
+pub mod compat;
 pub mod fuse;
 mod parse;
 
@@ -29,6 +30,10 @@ pub struct Gateway {
     pub namespace: String,
     pub target: Target,
     pub url: Url,
+    /// `api`: which Istio resource the manifests are.
+    pub api: Api,
+    /// `istio`: the Istio version the manifests must work on (see [`compat`]).
+    pub istio: Istio,
     /// `chain`: fuse consecutive instances that can share a filter into one chain
     /// filter (each instance may say otherwise); see [`fuse`].
     pub chain: bool,
@@ -41,7 +46,8 @@ pub struct Gateway {
 pub enum Target {
     /// `selector.matchLabels`.
     Selector(Vec<(String, String)>),
-    /// `targetRefs`, each as (field, value) pairs in group, kind, name, namespace order.
+    /// `targetRefs`, each as (field, value) pairs in group, kind, name order (no
+    /// namespace: Istio's CRDs require the target in the resource's own).
     TargetRefs(Vec<Vec<(String, String)>>),
 }
 
@@ -69,6 +75,55 @@ impl Url {
     /// checked by its own digest.
     pub fn wants_sha256(&self) -> bool {
         !matches!(self, Url::Oci(_))
+    }
+}
+
+/// The Istio API a gateway's manifests use (`api:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `extensions.istio.io/v1alpha1` WasmPlugin, one per filter (Istio 1.12+).
+    WasmPlugin,
+    /// `extensions.istio.io/v1alpha1` TrafficExtension, one per filter, the wasm
+    /// fields under `spec.wasm` (Istio 1.30+, which supersedes WasmPlugin).
+    TrafficExtension,
+    /// One `networking.istio.io/v1alpha3` EnvoyFilter per gateway: per filter an
+    /// EXTENSION_CONFIG (the Wasm filter config) and an HTTP_FILTER patch that
+    /// fetches it by extension config discovery, in chain order.
+    EnvoyFilter,
+}
+
+impl Api {
+    pub const ALL: [Api; 3] = [Api::WasmPlugin, Api::TrafficExtension, Api::EnvoyFilter];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::WasmPlugin => "WasmPlugin",
+            Api::TrafficExtension => "TrafficExtension",
+            Api::EnvoyFilter => "EnvoyFilter",
+        }
+    }
+}
+
+/// An Istio minor version, `1.<minor>` (`istio:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Istio {
+    pub minor: u32,
+}
+
+impl Istio {
+    /// What a gateway file without `istio:` targets: the oldest minor Istio
+    /// still supports (it supports the last three), so the default manifests
+    /// apply to every supported Istio.
+    pub const DEFAULT: Istio = Istio { minor: 28 };
+
+    pub const fn v(minor: u32) -> Istio {
+        Istio { minor }
+    }
+}
+
+impl std::fmt::Display for Istio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "1.{}", self.minor)
     }
 }
 

@@ -1,12 +1,17 @@
-//! Istio manifests for a gateway: one `WasmPlugin` per filter (an instance, or a
-//! chain of fused instances running the chain module) in
-//! `manifests/<gateway>/<name>.yaml` and a `kustomization.yaml` listing them,
-//! written to a temporary directory and swapped in whole, so a gateway's manifests
-//! are never half-written. The bytes depend only on the gateway file (and, for file
-//! and https URLs, the modules' sha256).
+//! Istio manifests for a gateway, as its `api:` says: one `WasmPlugin` (or
+//! `TrafficExtension`, see [`traffic_extension`]) per filter (an instance, or a
+//! chain of fused instances running the chain module), or one `EnvoyFilter` for
+//! the whole gateway (see [`envoy_filter`]), in `manifests/<gateway>/` with a
+//! `kustomization.yaml` listing them in chain order, written to a temporary
+//! directory and swapped in whole, so a gateway's manifests are never
+//! half-written. The bytes depend only on the gateway file (and, for file and
+//! https URLs, the modules' sha256).
+
+mod envoy_filter;
+mod traffic_extension;
 
 use crate::gateway::fuse::Filter;
-use crate::gateway::{Gateway, Target};
+use crate::gateway::{compat, Api, Gateway, Target};
 use crate::yaml::{self, Node};
 use serde_json::json;
 use std::path::Path;
@@ -20,17 +25,30 @@ pub fn header(gateway: &Gateway) -> String {
     )
 }
 
-/// The files of `gateway`'s manifests, one per filter in the order
-/// kustomization.yaml lists them (chain order), then kustomization.yaml.
-/// `sha256` gives a module's digest (hex).
+/// The files of `gateway`'s manifests, in the order kustomization.yaml lists
+/// them (chain order), then kustomization.yaml. `sha256` gives a module's
+/// digest (hex).
 pub fn render(
     gateway: &Gateway,
     sha256: &dyn Fn(&str) -> Result<String, String>,
 ) -> Result<Vec<(String, String)>, String> {
     let header = header(gateway);
     let mut files = Vec::new();
-    for filter in &gateway.filters().filters {
-        let doc = wasm_plugin(gateway, filter, sha256)?;
+    let plan = gateway.filters();
+    if gateway.api == Api::EnvoyFilter {
+        let (name, about, doc) = envoy_filter::render(gateway, &plan.filters, sha256)?;
+        files.push((name, format!("{header}{about}{}", yaml::to_string(&doc))));
+    }
+    let per_filter = if gateway.api == Api::EnvoyFilter {
+        &[][..]
+    } else {
+        &plan.filters[..]
+    };
+    for filter in per_filter {
+        let doc = match gateway.api {
+            Api::TrafficExtension => traffic_extension::render(gateway, filter, sha256)?,
+            _ => wasm_plugin(gateway, filter, sha256)?,
+        };
         let about = if filter.is_chain() {
             format!(
                 "# One filter, the chain module, running {} in this order.\n",
@@ -48,6 +66,10 @@ pub fn render(
         ("apiVersion", Node::str("kustomize.config.k8s.io/v1beta1")),
         ("kind", Node::str("Kustomization")),
         ("namespace", Node::str(&gateway.namespace)),
+        // kustomize sorts resources by kind and name unless told otherwise;
+        // the list is in chain order, which is also creation order, and Istio
+        // breaks ties between equal priorities by creation time.
+        ("sortOptions", Node::map([("order", Node::str("fifo"))])),
         (
             "resources",
             Node::List(files.iter().map(|(name, _)| Node::str(name)).collect()),
@@ -60,66 +82,52 @@ pub fn render(
     Ok(files)
 }
 
-/// One filter's WasmPlugin: its module (the chain's for a chain) and config, and
-/// the settings its instances share, with its first instance's priority.
-fn wasm_plugin(
-    gateway: &Gateway,
-    filter: &Filter,
-    sha256: &dyn Fn(&str) -> Result<String, String>,
-) -> Result<Node, String> {
-    let first = filter.first();
-    let module = filter.module();
-    let mut spec: Vec<(&str, Node)> = Vec::new();
+/// `selector.matchLabels` or `targetRefs`, as WasmPlugin and TrafficExtension
+/// write them.
+fn target(gateway: &Gateway) -> (&'static str, Node) {
     match &gateway.target {
-        Target::Selector(labels) => spec.push((
+        Target::Selector(labels) => (
             "selector",
-            Node::map([(
-                "matchLabels",
-                Node::map(labels.iter().map(|(k, v)| (k.clone(), Node::str(v)))),
-            )]),
-        )),
-        Target::TargetRefs(refs) => spec.push((
-            "targetRefs",
-            Node::List(
-                refs.iter()
-                    .map(|r| Node::map(r.iter().map(|(k, v)| (k.clone(), Node::str(v)))))
-                    .collect(),
-            ),
-        )),
+            Node::map([("matchLabels", labels_node(labels))]),
+        ),
+        Target::TargetRefs(refs) => ("targetRefs", target_refs(refs)),
     }
-    spec.push(("url", Node::str(gateway.url.module(module))));
-    if gateway.url.wants_sha256() {
-        spec.push(("sha256", Node::str(sha256(module)?)));
+}
+
+fn labels_node(labels: &[(String, String)]) -> Node {
+    Node::map(labels.iter().map(|(k, v)| (k.clone(), Node::str(v))))
+}
+
+fn target_refs(refs: &[Vec<(String, String)>]) -> Node {
+    Node::List(
+        refs.iter()
+            .map(|r| Node::map(r.iter().map(|(k, v)| (k.clone(), Node::str(v)))))
+            .collect(),
+    )
+}
+
+/// `vmConfig` with the filter's env, when it has any.
+fn vm_config(filter: &Filter) -> Option<Node> {
+    let first = filter.first();
+    if first.env.is_empty() {
+        return None;
     }
-    if let Some(policy) = &first.image_pull_policy {
-        spec.push(("imagePullPolicy", Node::str(policy)));
-    }
-    if let Some(secret) = &first.image_pull_secret {
-        spec.push(("imagePullSecret", Node::str(secret)));
-    }
-    spec.push(("type", Node::str("HTTP")));
-    spec.push(("phase", Node::str(first.phase.as_str())));
-    spec.push(("priority", Node::Int(first.priority.into())));
-    spec.push(("failStrategy", Node::str(first.fail_strategy.as_str())));
-    if let Some(matches) = &first.matches {
-        spec.push(("match", Node::Json(matches.clone())));
-    }
-    if !first.env.is_empty() {
-        let env = first
-            .env
-            .iter()
-            .map(|var| match &var.value {
-                Some(value) => {
-                    Node::map([("name", Node::str(&var.name)), ("value", Node::str(value))])
-                }
-                None => Node::map([
-                    ("name", Node::str(&var.name)),
-                    ("valueFrom", Node::str("HOST")),
-                ]),
-            })
-            .collect();
-        spec.push(("vmConfig", Node::map([("env", Node::List(env))])));
-    }
+    let env = first
+        .env
+        .iter()
+        .map(|var| match &var.value {
+            Some(value) => Node::map([("name", Node::str(&var.name)), ("value", Node::str(value))]),
+            None => Node::map([
+                ("name", Node::str(&var.name)),
+                ("valueFrom", Node::str("HOST")),
+            ]),
+        })
+        .collect();
+    Some(Node::map([("env", Node::List(env))]))
+}
+
+/// `pluginConfig`: the instance's config, or the chain's list.
+fn plugin_config(filter: &Filter) -> Option<Node> {
     if filter.is_chain() {
         // The chain's list as Filter::config has it, each entry's fields in the
         // order they read best (plugin, name, config), not sorted.
@@ -137,20 +145,61 @@ fn wasm_plugin(
                 ])
             })
             .collect();
-        spec.push(("pluginConfig", Node::map([("chain", Node::List(entries))])));
-    } else if let Some(config) = filter.config() {
-        spec.push(("pluginConfig", Node::Json(config)));
+        Some(Node::map([("chain", Node::List(entries))]))
+    } else {
+        filter.config().map(Node::Json)
+    }
+}
+
+/// `metadata` of a filter's resource.
+fn metadata(gateway: &Gateway, name: String) -> Node {
+    Node::map([
+        ("name", Node::str(name)),
+        ("namespace", Node::str(&gateway.namespace)),
+    ])
+}
+
+/// One filter's WasmPlugin: its module (the chain's for a chain) and config, and
+/// the settings its instances share, with its first instance's priority.
+fn wasm_plugin(
+    gateway: &Gateway,
+    filter: &Filter,
+    sha256: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Node, String> {
+    let first = filter.first();
+    let module = filter.module();
+    let mut spec: Vec<(&str, Node)> = vec![target(gateway)];
+    spec.push(("url", Node::str(gateway.url.module(module))));
+    if gateway.url.wants_sha256() {
+        spec.push(("sha256", Node::str(sha256(module)?)));
+    }
+    if let Some(policy) = &first.image_pull_policy {
+        spec.push(("imagePullPolicy", Node::str(policy)));
+    }
+    if let Some(secret) = &first.image_pull_secret {
+        spec.push(("imagePullSecret", Node::str(secret)));
+    }
+    if gateway.istio >= compat::PLUGIN_TYPE {
+        spec.push(("type", Node::str("HTTP")));
+    }
+    spec.push(("phase", Node::str(first.phase.as_str())));
+    spec.push(("priority", Node::Int(first.priority.into())));
+    if gateway.istio >= compat::FAIL_STRATEGY {
+        spec.push(("failStrategy", Node::str(first.fail_strategy.as_str())));
+    }
+    if let Some(matches) = &first.matches {
+        spec.push(("match", Node::Json(matches.clone())));
+    }
+    if let Some(vm) = vm_config(filter) {
+        spec.push(("vmConfig", vm));
+    }
+    if let Some(config) = plugin_config(filter) {
+        spec.push(("pluginConfig", config));
     }
     Ok(Node::map([
         ("apiVersion", Node::str("extensions.istio.io/v1alpha1")),
         ("kind", Node::str("WasmPlugin")),
-        (
-            "metadata",
-            Node::map([
-                ("name", Node::str(filter.name(&gateway.name))),
-                ("namespace", Node::str(&gateway.namespace)),
-            ]),
-        ),
+        ("metadata", metadata(gateway, filter.name(&gateway.name))),
         ("spec", Node::map(spec)),
     ]))
 }
@@ -185,5 +234,11 @@ pub fn write(out: &Path, gateway: &str, files: &[(String, String)]) -> Result<()
     Ok(())
 }
 
+#[cfg(test)]
+mod api_tests;
+#[cfg(test)]
+mod crd;
+#[cfg(test)]
+mod crd_tests;
 #[cfg(test)]
 pub mod tests;

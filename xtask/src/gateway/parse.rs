@@ -1,7 +1,10 @@
 //! Reading a gateway file: every field checked, with errors that name it, and each
 //! instance's config parsed by its plugin's own config type.
 
-use super::{fuse, EnvVar, FailStrategy, Gateway, Instance, Phase, Target, Url, PULL_POLICIES};
+use super::{
+    compat, fuse, Api, EnvVar, FailStrategy, Gateway, Instance, Istio, Phase, Target, Url,
+    PULL_POLICIES,
+};
 use crate::plugins;
 use crate::yaml;
 use common::config::{Fields, Node};
@@ -75,6 +78,16 @@ pub fn parse(file: &Path, display: &str, text: &str) -> Result<Gateway, String> 
         .map(|n| n.non_empty_str().map(str::to_string))
         .transpose()
         .map_err(err)?;
+    let api = fields
+        .get("api")
+        .map(|node| one_of(&node, "api", &Api::ALL, Api::as_str))
+        .transpose()
+        .map_err(err)?
+        .unwrap_or(Api::WasmPlugin);
+    let istio = match fields.get("istio") {
+        Some(node) => compat::parse_istio(node.value)?,
+        None => Istio::DEFAULT,
+    };
     let chain = fields.opt_bool("chain").map_err(err)?.unwrap_or(false);
     let plugins_node = fields.require("plugins").map_err(err)?;
     fields.finish().map_err(err)?;
@@ -107,9 +120,12 @@ pub fn parse(file: &Path, display: &str, text: &str) -> Result<Gateway, String> 
         namespace,
         target,
         url,
+        api,
+        istio,
         chain,
         instances,
     };
+    compat::check(&gateway, pull_secret.is_some())?;
     // Each chain's pluginConfig, parsed as the chain module will parse it.
     fuse::check(&gateway)?;
     Ok(gateway)
@@ -270,7 +286,15 @@ fn parse_target_refs(node: &Node) -> Result<Vec<Vec<(String, String)>>, ConfigEr
             let group = fields.opt_str("group")?;
             let kind = fields.require("kind")?.non_empty_str()?;
             let name = fields.require("name")?.non_empty_str()?;
-            let namespace = fields.opt_str("namespace")?;
+            if fields.opt_str("namespace")?.is_some() {
+                // The CRDs' CEL rule requires it empty: the API server would
+                // refuse the manifest.
+                return Err(ConfigError::new(
+                    format!("{}.namespace", item.path),
+                    "Istio does not support cross-namespace references (the CRD requires it \
+                     empty): leave it out, the target is in the gateway's namespace",
+                ));
+            }
             fields.finish()?;
             // Istio requires the group; a Gateway's is always this one.
             let group = match (group, kind) {
@@ -283,15 +307,11 @@ fn parse_target_refs(node: &Node) -> Result<Vec<Vec<(String, String)>>, ConfigEr
                     ))
                 }
             };
-            let mut out = vec![
+            Ok(vec![
                 ("group".to_string(), group.to_string()),
                 ("kind".to_string(), kind.to_string()),
                 ("name".to_string(), name.to_string()),
-            ];
-            if let Some(ns) = namespace {
-                out.push(("namespace".to_string(), ns.to_string()));
-            }
-            Ok(out)
+            ])
         })
         .collect()
 }

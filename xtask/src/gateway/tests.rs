@@ -135,7 +135,7 @@ fn every_field_is_read() {
         "\
 name: gw
 namespace: edge
-targetRefs: [{kind: Gateway, name: web}, {group: '', kind: Service, name: api, namespace: apps}]
+targetRefs: [{kind: Gateway, name: web}, {group: '', kind: Service, name: api}]
 url: https://cdn.example.com/filters/
 imagePullPolicy: Always
 imagePullSecret: pull
@@ -164,7 +164,6 @@ plugins:
                 ("group".into(), "".into()),
                 ("kind".into(), "Service".into()),
                 ("name".into(), "api".into()),
-                ("namespace".into(), "apps".into())
             ],
         ])
     );
@@ -332,7 +331,7 @@ pub const BAD_FILES: &[(&str, &str, &str)] = &[
         (
             "unknown gateway field",
             "name: gw\nnamespace: d\nselector: {a: b}\nurl: oci://r/p\nplugin: []\nplugins: [{plugin: header-authorization}]\n",
-            "plugin: unknown field (known fields: chain, imagePullPolicy, imagePullSecret, name, namespace, plugins, selector, targetRefs, url)",
+            "plugin: unknown field (known fields: api, chain, imagePullPolicy, imagePullSecret, istio, name, namespace, plugins, selector, targetRefs, url)",
         ),
         (
             "target ref without a group",

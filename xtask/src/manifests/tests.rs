@@ -98,6 +98,7 @@ fn ingress_manifests_are_two_chains_and_api_version() {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
             "namespace": "istio-system",
+            "sortOptions": {"order": "fifo"},
             "resources": ["security-headers.yaml", "ext-auth.yaml", "api-version.yaml"],
         })
     );
