@@ -64,12 +64,6 @@ impl Url {
             Url::File(base) | Url::Https(base) => format!("{base}/{plugin}.wasm"),
         }
     }
-
-    /// Istio checks the module's sha256 for file and https URLs; an OCI image is
-    /// checked by its own digest.
-    pub fn wants_sha256(&self) -> bool {
-        !matches!(self, Url::Oci(_))
-    }
 }
 
 /// The workspace version, which OCI tags carry.

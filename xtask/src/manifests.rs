@@ -2,8 +2,8 @@
 //! chain of fused instances running the chain module) in
 //! `manifests/<gateway>/<name>.yaml` and a `kustomization.yaml` listing them,
 //! written to a temporary directory and swapped in whole, so a gateway's manifests
-//! are never half-written. The bytes depend only on the gateway file (and, for file
-//! and https URLs, the modules' sha256).
+//! are never half-written. The bytes depend only on the gateway file and the
+//! modules' digests.
 
 use crate::gateway::fuse::Filter;
 use crate::gateway::{Gateway, Target};
@@ -22,7 +22,8 @@ pub fn header(gateway: &Gateway) -> String {
 
 /// The files of `gateway`'s manifests, one per filter in the order
 /// kustomization.yaml lists them (chain order), then kustomization.yaml.
-/// `sha256` gives a module's digest (hex).
+/// `sha256` gives the digest (hex) Istio checks a module by: the file's for file
+/// and https URLs, the image manifest's for oci.
 pub fn render(
     gateway: &Gateway,
     sha256: &dyn Fn(&str) -> Result<String, String>,
@@ -88,9 +89,7 @@ fn wasm_plugin(
         )),
     }
     spec.push(("url", Node::str(gateway.url.module(module))));
-    if gateway.url.wants_sha256() {
-        spec.push(("sha256", Node::str(sha256(module)?)));
-    }
+    spec.push(("sha256", Node::str(sha256(module)?)));
     if let Some(policy) = &first.image_pull_policy {
         spec.push(("imagePullPolicy", Node::str(policy)));
     }
