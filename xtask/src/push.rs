@@ -238,7 +238,7 @@ impl Credentials {
         let file = self
             .docker_file
             .as_ref()
-            .map_or("~/.docker/config.json".to_string(), |p| {
+            .map_or("$DOCKER_CONFIG/config.json".to_string(), |p| {
                 p.display().to_string()
             });
         format!("set {USERNAME_VAR} and {PASSWORD_VAR}, or an auths entry in {file}")

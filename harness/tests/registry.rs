@@ -1,0 +1,613 @@
+//! `build-all`'s images pushed by `cargo xtask push` to a real registry (Debian's
+//! `docker-registry`, the CNCF distribution registry, on a loopback port) and read
+//! back by an independent client, skopeo: every image the example gateways name,
+//! without and with htpasswd login, again after a push cut half-way, and the
+//! one-line refusals (wrong password, no credentials, registry down, bad name).
+//! `cargo xtask test` runs it once, in a phase of its own, with REGISTRY_BIN and
+//! SKOPEO_BIN set.
+
+use harness::envoy::dist_dir;
+use harness::scratch;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USER: &str = "ci";
+const PASSWORD: &str = "pw-Zq81!never-printed";
+
+fn env_path(var: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(v) => PathBuf::from(v),
+        None => panic!("{var} is not set: run the registry tests with `cargo xtask test`"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A free loopback port (bound, then released for the registry to take).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running registry, its storage and config in the test's directory; killed
+/// on drop.
+struct Registry {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Registry {
+    /// With `htpasswd`, every request needs the login `USER`/`PASSWORD`
+    /// (distribution takes htpasswd over plain HTTP too).
+    fn start(dir: &Path, htpasswd: bool) -> Registry {
+        std::fs::create_dir_all(dir).unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut config = format!(
+            "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\n\
+             storage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: '{addr}'}}\n",
+            dir.join("storage").display()
+        );
+        if htpasswd {
+            // bcrypt's lowest cost: the registry checks it on every request.
+            let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+            let file = dir.join("htpasswd");
+            std::fs::write(&file, format!("{USER}:{hash}\n")).unwrap();
+            config.push_str(&format!(
+                "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
+                file.display()
+            ));
+        }
+        let config_file = dir.join("config.yml");
+        std::fs::write(&config_file, config).unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new(env_path("REGISTRY_BIN"))
+            .arg("serve")
+            .arg(&config_file)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let registry = Registry { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not listen on {addr}: see {}",
+                dir.join("registry.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd`, killing it after 60 s so a hung push fails instead of hanging.
+fn output_within_a_minute(mut cmd: Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let (done, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match output.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("{cmd:?} still running after 60 s");
+        }
+    }
+}
+
+/// The example gateways with their url pointed at `base` (`127.0.0.1:port/...`),
+/// so the images pushed are every one build-all makes for them.
+fn gateways(dir: &Path, base: &str) -> PathBuf {
+    let gateways = dir.join("gateways");
+    std::fs::create_dir_all(&gateways).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("examples")
+        .join("gateways");
+    for name in ["ingress.yaml", "internal.yaml"] {
+        let text = std::fs::read_to_string(examples.join(name)).unwrap();
+        let text = text.replace(
+            "url: oci://registry.example.com/mesh-plugins",
+            &format!("url: oci://{base}"),
+        );
+        assert!(text.contains(&format!("url: oci://{base}\n")), "{name}");
+        std::fs::write(gateways.join(name), text).unwrap();
+    }
+    gateways
+}
+
+/// xtask with `args`, its credentials only what `env` gives (an empty HOME, no
+/// DOCKER_CONFIG, no credential variables unless set here).
+fn xtask(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut cmd = Command::new(env_path("XTASK_BIN"));
+    cmd.args(args)
+        .env("HOME", &home)
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("MESH_PLUGINS_REGISTRY_USERNAME")
+        .env_remove("MESH_PLUGINS_REGISTRY_PASSWORD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = output_within_a_minute(cmd);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// build-all for the gateways in `dir`: manifests to `dir/manifests`, images to
+/// the layout beside the modules. Returns the sha256 each WasmPlugin pins, by url.
+fn build_all(dir: &Path, gateways: &Path) -> BTreeMap<String, String> {
+    let out = dir.join("manifests");
+    let dist = dist_dir().display().to_string();
+    let (ok, stdout, stderr) = xtask(
+        dir,
+        &[
+            "build-all",
+            "--gateways",
+            &gateways.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--modules",
+            &dist,
+        ],
+        &[],
+    );
+    assert!(ok, "build-all failed:\n{stdout}\n{stderr}");
+    let mut pinned = BTreeMap::new();
+    for gateway in std::fs::read_dir(&out).unwrap().flatten() {
+        for file in std::fs::read_dir(gateway.path()).unwrap().flatten() {
+            let text = std::fs::read_to_string(file.path()).unwrap();
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("  {name}: ")))
+                    .map(|v| v.trim_matches('"').to_string())
+            };
+            if let (Some(url), Some(sha)) = (field("url"), field("sha256")) {
+                pinned.insert(url, sha);
+            }
+        }
+    }
+    assert!(!pinned.is_empty(), "no WasmPlugin in {}", out.display());
+    pinned
+}
+
+/// push for the gateways in `gateways`.
+fn push(dir: &Path, gateways: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+    let dist = dist_dir().display().to_string();
+    xtask(
+        dir,
+        &[
+            "push",
+            "--gateways",
+            &gateways.display().to_string(),
+            "--modules",
+            &dist,
+        ],
+        env,
+    )
+}
+
+/// Per pushed reference (`oci://...:tag`): its digest and (blobs sent, already there).
+fn pushed(stdout: &str) -> BTreeMap<String, (String, usize, usize)> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let (reference, rest) = line.split_once('@')?;
+            let (digest, counts) = rest.split_once("  (")?;
+            let mut numbers = counts
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .map(|n| n.parse::<usize>().unwrap());
+            Some((
+                reference.to_string(),
+                (digest.to_string(), numbers.next()?, numbers.next()?),
+            ))
+        })
+        .collect()
+}
+
+fn skopeo(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env_path("SKOPEO_BIN"));
+    cmd.arg("--insecure-policy").args(args);
+    output_within_a_minute(cmd)
+}
+
+/// Reads `reference` (`oci://host:port/repo:tag`) back with skopeo and checks it
+/// is what Istio pulls: the manifest's digest is `sha256`, its media types and
+/// annotation the compat form's, and its one layer a tar.gz holding exactly
+/// `plugin.wasm`, byte-identical to `module`.
+fn check_with_skopeo(dir: &Path, reference: &str, sha256: &str, module: &Path, creds: &[&str]) {
+    let docker = format!("docker://{}", reference.strip_prefix("oci://").unwrap());
+    let copy = dir.join(format!("copy-{}", hex(reference.as_bytes())));
+    let _ = std::fs::remove_dir_all(&copy);
+    let mut args = vec!["copy", "--quiet", "--src-tls-verify=false"];
+    args.extend_from_slice(creds);
+    let target = format!("dir:{}", copy.display());
+    args.extend_from_slice(&[docker.as_str(), target.as_str()]);
+    let out = skopeo(&args);
+    assert!(
+        out.status.success(),
+        "skopeo copy {docker}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest_bytes = std::fs::read(copy.join("manifest.json")).unwrap();
+    assert_eq!(hex(&manifest_bytes), sha256, "{reference}: manifest digest");
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    assert_eq!(
+        manifest["annotations"],
+        serde_json::json!({"module.wasm.image/variant": "compat"})
+    );
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{reference}: {manifest}");
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let layer_hex = layers[0]["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    let layer = copy.join(layer_hex);
+    assert_eq!(hex(&std::fs::read(&layer).unwrap()), layer_hex);
+    // GNU tar, another independent reader, lists and extracts the layer.
+    let list = Command::new("tar")
+        .arg("-tzf")
+        .arg(&layer)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&list.stdout), "plugin.wasm\n");
+    let wasm = Command::new("tar")
+        .arg("-xzOf")
+        .arg(&layer)
+        .arg("plugin.wasm")
+        .output()
+        .unwrap();
+    assert!(wasm.status.success());
+    assert!(
+        wasm.stdout == std::fs::read(module).unwrap(),
+        "{reference}: plugin.wasm differs from {}",
+        module.display()
+    );
+}
+
+/// The module an image reference holds: `.../<plugin>:<version>` -> dist/<plugin>.wasm.
+fn module_of(reference: &str) -> PathBuf {
+    let last = reference.rsplit('/').next().unwrap();
+    let plugin = last.split(':').next().unwrap();
+    dist_dir().join(format!("{plugin}.wasm"))
+}
+
+#[test]
+fn push_sends_every_image_the_gateways_name_and_skopeo_reads_back_what_istio_pulls() {
+    let dir = scratch("registry-push");
+    let registry = Registry::start(&dir.join("registry"), false);
+    let gateways = gateways(&dir, &format!("{}/mesh-plugins", registry.addr));
+    let pinned = build_all(&dir, &gateways);
+
+    let (ok, stdout, stderr) = push(&dir, &gateways, &[]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let first = pushed(&stdout);
+    // Every oci:// url the manifests name was pushed, with the digest they pin.
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        pinned.keys().collect::<Vec<_>>(),
+        "{stdout}"
+    );
+    assert!(first.keys().any(|r| r.contains("/chain:")), "{stdout}");
+    for (reference, (digest, sent, _)) in &first {
+        assert_eq!(digest, &format!("sha256:{}", pinned[reference]));
+        assert_eq!(*sent, 2, "{reference}: config and layer sent");
+        check_with_skopeo(
+            &dir,
+            reference,
+            &pinned[reference],
+            &module_of(reference),
+            &["--src-no-creds"],
+        );
+        // skopeo inspect, as the README shows it, gives the same digest.
+        let docker = format!("docker://{}", reference.strip_prefix("oci://").unwrap());
+        let out = skopeo(&["inspect", "--tls-verify=false", "--no-creds", &docker]);
+        let inspected: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(inspected["Digest"], digest.as_str());
+        // The local layout holds the very same manifest, readable by skopeo.
+        let plugin = module_of(reference);
+        let plugin = plugin.file_stem().unwrap().to_string_lossy();
+        let tag = reference.rsplit(':').next().unwrap();
+        let local = format!("oci:{}:{plugin}:{tag}", dist_dir().join("oci").display());
+        let out = skopeo(&["inspect", "--raw", &local]);
+        assert!(
+            out.status.success(),
+            "{local}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(hex(&out.stdout), pinned[reference], "{local}");
+    }
+    // Again: nothing is sent twice.
+    let (ok, stdout, stderr) = push(&dir, &gateways, &[]);
+    assert!(ok, "{stdout}\n{stderr}");
+    for (reference, (digest, sent, present)) in pushed(&stdout) {
+        assert_eq!(digest, first[&reference].0);
+        assert_eq!((sent, present), (0, 2), "{reference}");
+    }
+}
+
+#[test]
+fn push_logs_in_with_htpasswd_and_refuses_a_wrong_password_in_one_line() {
+    let dir = scratch("registry-auth");
+    let registry = Registry::start(&dir.join("registry"), true);
+    let gateways = gateways(&dir, &format!("{}/mesh-plugins", registry.addr));
+    let pinned = build_all(&dir, &gateways);
+    let one_line_error = |stdout: &str, stderr: &str, expected: &str| {
+        assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: push oci://"), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    };
+
+    let (ok, stdout, stderr) = push(&dir, &gateways, &[]);
+    assert!(!ok);
+    one_line_error(
+        &stdout,
+        &stderr,
+        &format!(
+            "{} refused the login without credentials: set MESH_PLUGINS_REGISTRY_USERNAME",
+            registry.addr
+        ),
+    );
+    let (ok, stdout, stderr) = push(
+        &dir,
+        &gateways,
+        &[
+            ("MESH_PLUGINS_REGISTRY_USERNAME", USER),
+            ("MESH_PLUGINS_REGISTRY_PASSWORD", "not-the-password"),
+        ],
+    );
+    assert!(!ok);
+    one_line_error(
+        &stdout,
+        &stderr,
+        &format!("{} refused the login for user 'ci' (credentials from MESH_PLUGINS_REGISTRY_USERNAME/MESH_PLUGINS_REGISTRY_PASSWORD)", registry.addr),
+    );
+    assert!(!stderr.contains("not-the-password"), "{stderr}");
+    let creds = format!("--src-creds={USER}:{PASSWORD}");
+    let (reference, _) = pinned.iter().next().unwrap();
+    let docker = format!("docker://{}", reference.strip_prefix("oci://").unwrap());
+    let out = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("--creds={USER}:{PASSWORD}"),
+        &docker,
+    ]);
+    assert!(
+        !out.status.success(),
+        "a refused push left {reference} behind"
+    );
+
+    // The Docker config's auths entry, as `docker login` writes it.
+    use base64::Engine as _;
+    let docker_config = dir.join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(
+            "{{\"auths\": {{\"{}\": {{\"auth\": \"{auth}\"}}}}}}",
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let docker_config = docker_config.display().to_string();
+    let (ok, stdout, stderr) = push(&dir, &gateways, &[("DOCKER_CONFIG", &docker_config)]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+    let pushed = pushed(&stdout);
+    assert_eq!(
+        pushed.keys().collect::<Vec<_>>(),
+        pinned.keys().collect::<Vec<_>>()
+    );
+    for reference in pushed.keys() {
+        check_with_skopeo(
+            &dir,
+            reference,
+            &pinned[reference],
+            &module_of(reference),
+            &[&creds],
+        );
+    }
+    // And from the variables, which come first: nothing left to send.
+    let (ok, stdout, stderr) = push(
+        &dir,
+        &gateways,
+        &[
+            ("DOCKER_CONFIG", "/nonexistent"),
+            ("MESH_PLUGINS_REGISTRY_USERNAME", USER),
+            ("MESH_PLUGINS_REGISTRY_PASSWORD", PASSWORD),
+        ],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(pushed_all_present(&stdout), "{stdout}");
+}
+
+fn pushed_all_present(stdout: &str) -> bool {
+    let p = pushed(stdout);
+    !p.is_empty()
+        && p.values()
+            .all(|(_, sent, present)| (*sent, *present) == (0, 2))
+}
+
+#[test]
+fn an_unreachable_registry_or_a_bad_repository_name_is_a_one_line_error() {
+    let dir = scratch("registry-refusals");
+    // Nothing listens there.
+    let down = format!("127.0.0.1:{}", free_port());
+    let gateways = gateways(&dir, &format!("{down}/mesh-plugins"));
+    build_all(&dir, &gateways);
+    let started = Instant::now();
+    let (ok, _, stderr) = push(&dir, &gateways, &[]);
+    assert!(!ok);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("registry {down} unreachable (")),
+        "{stderr}"
+    );
+    // Repository names are lowercase: refused before anything is sent.
+    let bad = dir.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let gateways = self::gateways(&bad, &format!("{down}/Mesh-Plugins"));
+    let (ok, _, stderr) = push(&bad, &gateways, &[]);
+    assert!(!ok);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("oci://{down}/Mesh-Plugins/"))
+            && stderr.contains("not an image reference"),
+        "{stderr}"
+    );
+}
+
+/// A TCP proxy to `upstream` that, while `cut` is set, drops every connection
+/// once `limit` bytes have gone upstream in all: a push cut half-way.
+struct CuttingProxy {
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    cuts: Arc<AtomicUsize>,
+}
+
+impl CuttingProxy {
+    fn start(upstream: SocketAddr, limit: usize) -> CuttingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(true));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let (cut2, cuts2) = (cut.clone(), cuts.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                // Upstream -> client, as is.
+                std::thread::spawn(move || pipe(s2, c2, None));
+                let counter = (sent.clone(), limit, cut2.clone(), cuts2.clone());
+                std::thread::spawn(move || pipe(client, server, Some(counter)));
+            }
+        });
+        CuttingProxy { addr, cut, cuts }
+    }
+}
+
+type Counter = (Arc<AtomicUsize>, usize, Arc<AtomicBool>, Arc<AtomicUsize>);
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, counter: Option<Counter>) {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some((sent, limit, cut, cuts)) = &counter {
+            let total = sent.fetch_add(n, Ordering::SeqCst) + n;
+            if cut.load(Ordering::SeqCst) && total > *limit {
+                cuts.fetch_add(1, Ordering::SeqCst);
+                break;
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+#[test]
+fn a_push_cut_half_way_is_completed_by_pushing_again() {
+    let dir = scratch("registry-cut");
+    let registry = Registry::start(&dir.join("registry"), false);
+    let probe = gateways(&dir, "127.0.0.1:1/mesh-plugins");
+    let pinned = build_all(&dir, &probe);
+    // Cut once about half of all the blob bytes have gone through.
+    let total: u64 = pinned
+        .keys()
+        .map(|r| std::fs::metadata(module_of(r)).unwrap().len())
+        .sum();
+    let proxy = CuttingProxy::start(registry.addr, (total / 4) as usize);
+    let cut_dir = dir.join("cut");
+    std::fs::create_dir_all(&cut_dir).unwrap();
+    let gateways = self::gateways(&cut_dir, &format!("{}/mesh-plugins", proxy.addr));
+    let pinned = build_all(&cut_dir, &gateways);
+    let (ok, stdout, stderr) = push(&cut_dir, &gateways, &[]);
+    assert!(!ok, "the push went through uncut:\n{stdout}");
+    assert!(proxy.cuts.load(Ordering::SeqCst) > 0);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: push oci://"), "{stderr}");
+    let done_before = pushed(&stdout).len();
+    eprintln!("cut push: {} image(s) done, then {}", done_before, stderr.trim());
+    assert!(done_before < pinned.len(), "{stdout}");
+
+    proxy.cut.store(false, Ordering::SeqCst);
+    let (ok, stdout, stderr) = push(&cut_dir, &gateways, &[]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let again = pushed(&stdout);
+    eprint!("pushed again:\n{stdout}");
+    assert_eq!(
+        again.keys().collect::<Vec<_>>(),
+        pinned.keys().collect::<Vec<_>>()
+    );
+    // What the first push finished is not sent again.
+    let already: usize = again.values().map(|(_, _, present)| present).sum();
+    assert!(already >= 2 * done_before + 1, "{stdout}");
+    for reference in again.keys() {
+        check_with_skopeo(
+            &cut_dir,
+            reference,
+            &pinned[reference],
+            &module_of(reference),
+            &["--src-no-creds"],
+        );
+    }
+}
