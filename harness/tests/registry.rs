@@ -11,13 +11,20 @@ use harness::scratch;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+// A TCP proxy that cuts a push half-way.
+#[path = "registry/proxy.rs"]
+mod proxy;
+// A token server for the registry's bearer-token authentication.
+#[path = "registry/token.rs"]
+mod token;
+use proxy::CuttingProxy;
+use token::TokenServer;
 
 const USER: &str = "ci";
 const PASSWORD: &str = "pw-Zq81!never-printed";
@@ -57,22 +64,31 @@ impl Registry {
     /// (distribution takes htpasswd over plain HTTP too).
     fn start(dir: &Path, htpasswd: bool) -> Registry {
         std::fs::create_dir_all(dir).unwrap();
+        let auth = if htpasswd {
+            // bcrypt's lowest cost: the registry checks it on every request.
+            let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+            let file = dir.join("htpasswd");
+            std::fs::write(&file, format!("{USER}:{hash}\n")).unwrap();
+            format!(
+                "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
+                file.display()
+            )
+        } else {
+            String::new()
+        };
+        Registry::start_with(dir, &auth)
+    }
+
+    /// With `auth` as the config's `auth:` section (or nothing).
+    fn start_with(dir: &Path, auth: &str) -> Registry {
+        std::fs::create_dir_all(dir).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut config = format!(
             "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\n\
              storage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: '{addr}'}}\n",
             dir.join("storage").display()
         );
-        if htpasswd {
-            // bcrypt's lowest cost: the registry checks it on every request.
-            let hash = bcrypt::hash(PASSWORD, 4).unwrap();
-            let file = dir.join("htpasswd");
-            std::fs::write(&file, format!("{USER}:{hash}\n")).unwrap();
-            config.push_str(&format!(
-                "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
-                file.display()
-            ));
-        }
+        config.push_str(auth);
         let config_file = dir.join("config.yml");
         std::fs::write(&config_file, config).unwrap();
         let log = std::fs::File::create(dir.join("registry.log")).unwrap();
@@ -508,62 +524,6 @@ fn an_unreachable_registry_or_a_bad_repository_name_is_a_one_line_error() {
     );
 }
 
-/// A TCP proxy to `upstream` that, while `cut` is set, drops every connection
-/// once `limit` bytes have gone upstream in all: a push cut half-way.
-struct CuttingProxy {
-    addr: SocketAddr,
-    cut: Arc<AtomicBool>,
-    cuts: Arc<AtomicUsize>,
-}
-
-impl CuttingProxy {
-    fn start(upstream: SocketAddr, limit: usize) -> CuttingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let cut = Arc::new(AtomicBool::new(true));
-        let cuts = Arc::new(AtomicUsize::new(0));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let (cut2, cuts2) = (cut.clone(), cuts.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(upstream) else {
-                    continue;
-                };
-                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                // Upstream -> client, as is.
-                std::thread::spawn(move || pipe(s2, c2, None));
-                let counter = (sent.clone(), limit, cut2.clone(), cuts2.clone());
-                std::thread::spawn(move || pipe(client, server, Some(counter)));
-            }
-        });
-        CuttingProxy { addr, cut, cuts }
-    }
-}
-
-type Counter = (Arc<AtomicUsize>, usize, Arc<AtomicBool>, Arc<AtomicUsize>);
-
-fn pipe(mut from: TcpStream, mut to: TcpStream, counter: Option<Counter>) {
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if let Some((sent, limit, cut, cuts)) = &counter {
-            let total = sent.fetch_add(n, Ordering::SeqCst) + n;
-            if cut.load(Ordering::SeqCst) && total > *limit {
-                cuts.fetch_add(1, Ordering::SeqCst);
-                break;
-            }
-        }
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = from.shutdown(Shutdown::Both);
-    let _ = to.shutdown(Shutdown::Both);
-}
-
 #[test]
 fn a_push_cut_half_way_is_completed_by_pushing_again() {
     let dir = scratch("registry-cut");
@@ -586,7 +546,11 @@ fn a_push_cut_half_way_is_completed_by_pushing_again() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: push oci://"), "{stderr}");
     let done_before = pushed(&stdout).len();
-    eprintln!("cut push: {} image(s) done, then {}", done_before, stderr.trim());
+    eprintln!(
+        "cut push: {} image(s) done, then {}",
+        done_before,
+        stderr.trim()
+    );
     assert!(done_before < pinned.len(), "{stdout}");
 
     proxy.cut.store(false, Ordering::SeqCst);
@@ -608,6 +572,61 @@ fn a_push_cut_half_way_is_completed_by_pushing_again() {
             &pinned[reference],
             &module_of(reference),
             &["--src-no-creds"],
+        );
+    }
+}
+
+#[test]
+fn push_logs_in_through_the_registrys_token_server() {
+    let dir = scratch("registry-token");
+    let tokens = TokenServer::start(&dir.join("token"), USER, PASSWORD);
+    let registry = Registry::start_with(&dir.join("registry"), &tokens.registry_auth());
+    let gateways = gateways(&dir, &format!("{}/mesh-plugins", registry.addr));
+    let pinned = build_all(&dir, &gateways);
+
+    let (ok, stdout, stderr) = push(
+        &dir,
+        &gateways,
+        &[
+            ("MESH_PLUGINS_REGISTRY_USERNAME", USER),
+            ("MESH_PLUGINS_REGISTRY_PASSWORD", "not-the-password"),
+        ],
+    );
+    assert!(!ok, "{stdout}");
+    assert!(tokens.refused.load(Ordering::SeqCst) > 0);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} refused the login for user 'ci'",
+            registry.addr
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-password"), "{stderr}");
+
+    let (ok, stdout, stderr) = push(
+        &dir,
+        &gateways,
+        &[
+            ("MESH_PLUGINS_REGISTRY_USERNAME", USER),
+            ("MESH_PLUGINS_REGISTRY_PASSWORD", PASSWORD),
+        ],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(tokens.issued.load(Ordering::SeqCst) > 0);
+    let pushed = pushed(&stdout);
+    assert_eq!(
+        pushed.keys().collect::<Vec<_>>(),
+        pinned.keys().collect::<Vec<_>>()
+    );
+    let creds = format!("--src-creds={USER}:{PASSWORD}");
+    for reference in pushed.keys() {
+        check_with_skopeo(
+            &dir,
+            reference,
+            &pinned[reference],
+            &module_of(reference),
+            &[&creds],
         );
     }
 }
