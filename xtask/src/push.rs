@@ -60,9 +60,12 @@ pub fn run_command(args: &[String]) -> Result<()> {
     let layout = oci::layout_dir(&modules);
     let mut images = Vec::new();
     for (name, module) in &targets {
-        let reference: Reference = name
-            .parse()
-            .map_err(|e| format!("oci://{name}: not an image reference: {e}"))?;
+        let reference: Reference = name.parse().map_err(|e| {
+            format!(
+                "oci://{name}: not an image reference: {e} (a repository path is \
+                     lowercase letters, digits, '.', '_', '-' and '/')"
+            )
+        })?;
         let image = oci::read_image(&layout, &oci::ref_name(module))
             .map_err(|e| format!("{e} (run `cargo xtask build-all` first)"))?;
         images.push((reference, image));
@@ -367,6 +370,14 @@ fn explain(
         || has(OciErrorCode::NameInvalid)
     {
         format!("push oci://{reference}: {registry} has no repository {repository} (or refuses that name): check the gateway's url")
+    } else if let OciDistributionError::ServerError { code, url, message } = &e {
+        let message = message.trim();
+        let message = if message.is_empty() {
+            "no message"
+        } else {
+            message
+        };
+        format!("push oci://{reference}: {registry} answered HTTP {code} ({message}) to {url}: is it an OCI registry?")
     } else {
         format!("push oci://{reference}: {e}")
     };
