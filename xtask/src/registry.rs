@@ -1,11 +1,17 @@
 //! Finding the registry tests' tools: Debian's `docker-registry` (the CNCF
 //! distribution registry, a real one to push to) and `skopeo` (an independent
-//! client to read the images back), installed with apt when missing.
+//! client to read the images back), and `openssl` (the token test's signing key),
+//! installed with apt when missing.
 
 use crate::util::{apt_install, can_apt_install, which, Result};
 use std::path::PathBuf;
 
-const PACKAGES: [(&str, &str); 2] = [("docker-registry", "docker-registry"), ("skopeo", "skopeo")];
+/// (binary, Debian package).
+const PACKAGES: [(&str, &str); 3] = [
+    ("docker-registry", "docker-registry"),
+    ("skopeo", "skopeo"),
+    ("openssl", "openssl"),
+];
 
 /// The registry and skopeo binaries, installing Debian's packages when one is
 /// missing and this machine can. Prints what it uses.
@@ -28,6 +34,7 @@ pub fn find() -> Result<(PathBuf, PathBuf)> {
         })
     };
     let (registry, skopeo) = (found("docker-registry")?, found("skopeo")?);
+    found("openssl")?;
     println!(
         "registry: {}, skopeo: {}",
         registry.display(),
