@@ -1,12 +1,15 @@
 //! `cargo xtask build-all`: the plugins the gateway files use (all of them when
 //! there are none) to size-optimized wasm32-wasip1 modules at
-//! `target/dist/<plugin>.wasm`, with their sha256 beside them, then each gateway's
-//! Istio manifests in `manifests/<gateway>/`.
+//! `target/dist/<plugin>.wasm`, with their sha256 beside them, each as an OCI
+//! image Istio pulls in the layout `target/dist/oci/`, then each gateway's Istio
+//! manifests in `manifests/<gateway>/`, pinned to those digests.
 
 use crate::build::{self, dist_dir, module_info, module_path, Module};
-use crate::gateway::{self, Gateway};
+use crate::gateway::{self, Gateway, Url};
 use crate::manifests;
+use crate::oci::{self, Image};
 use crate::util::{root, Args, Result};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub fn run_command(args: &[String]) -> Result<()> {
@@ -47,6 +50,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
             dist_dir()
         }
     };
+    let images = write_images(&dist, &plugins)?;
     if gateways.is_empty() {
         println!(
             "no gateway files in {}: no manifests written",
@@ -54,10 +58,20 @@ pub fn run_command(args: &[String]) -> Result<()> {
         );
         return Ok(());
     }
-    let sha256 = |plugin: &str| module_info(plugin, &module_path(&dist, plugin)).map(|m| m.sha256);
+    // What Istio checks a module by: the file's sha256 for file and https URLs,
+    // the image manifest's digest for oci.
+    let digest = |g: &Gateway, plugin: &str| match &g.url {
+        Url::Oci(_) => images
+            .get(plugin)
+            .map(Image::sha256)
+            .ok_or_else(|| format!("no image of {plugin} was built")),
+        Url::File(_) | Url::Https(_) => {
+            module_info(plugin, &module_path(&dist, plugin)).map(|m| m.sha256)
+        }
+    };
     let rendered = gateways
         .iter()
-        .map(|g| manifests::render(g, &sha256))
+        .map(|g| manifests::render(g, &|plugin| digest(g, plugin)))
         .collect::<Result<Vec<_>>>()?;
     for (gateway, files) in gateways.iter().zip(&rendered) {
         manifests::write(&out, &gateway.name, files)?;
@@ -97,6 +111,36 @@ pub fn run_command(args: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each module as an OCI image in the layout beside the modules (`dist/oci`),
+/// one line each: the image's ref name, size and manifest digest.
+fn write_images(dist: &std::path::Path, plugins: &[String]) -> Result<BTreeMap<String, Image>> {
+    let mut images = BTreeMap::new();
+    for plugin in plugins {
+        let path = module_path(dist, plugin);
+        let wasm = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        images.insert(plugin.clone(), Image::new(&wasm)?);
+    }
+    let layout = oci::layout_dir(dist);
+    let named: Vec<(String, &Image)> = images
+        .iter()
+        .map(|(plugin, image)| (oci::ref_name(plugin), image))
+        .collect();
+    oci::write_layout(&layout, &named)?;
+    println!(
+        "OCI images in {} (skopeo inspect oci:{}:<name>):",
+        gateway::display(&layout),
+        gateway::display(&layout)
+    );
+    for (name, image) in &named {
+        println!(
+            "  {name:<30} {:>7.1} KB  {}",
+            image.size() as f64 / 1024.0,
+            image.digest(),
+        );
+    }
+    Ok(images)
 }
 
 fn print_module(m: &Module) {

@@ -70,12 +70,6 @@ impl Url {
             Url::File(base) | Url::Https(base) => format!("{base}/{plugin}.wasm"),
         }
     }
-
-    /// Istio checks the module's sha256 for file and https URLs; an OCI image is
-    /// checked by its own digest.
-    pub fn wants_sha256(&self) -> bool {
-        !matches!(self, Url::Oci(_))
-    }
 }
 
 /// The Istio API a gateway's manifests use (`api:`).

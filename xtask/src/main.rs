@@ -8,7 +8,10 @@ mod fuzz;
 mod gateway;
 mod local;
 mod manifests;
+mod oci;
 mod plugins;
+mod push;
+mod registry;
 mod run;
 mod test;
 #[cfg(test)]
@@ -27,10 +30,21 @@ commands:
   build-all [--gateways PATH] [--gateway NAME] [--out DIR] [--modules DIR]
                build the plugins the gateway files use (all when there are none)
                (and chain.wasm when a gateway fuses instances into chains) to
-               target/dist/<plugin>.wasm (+ .sha256), then write each gateway's
-               Istio WasmPlugins to manifests/<gateway>/ (gateway files: PATH, a
-               file or a directory, default examples/gateways; --modules DIR: use
-               prebuilt modules DIR/<plugin>.wasm instead of building)
+               target/dist/<plugin>.wasm (+ .sha256) and each as an OCI image
+               (Istio's compat form) in target/dist/oci/, then write each
+               gateway's Istio WasmPlugins to manifests/<gateway>/, each pinned
+               by sha256 (for oci:// urls, the image manifest's digest)
+               (gateway files: PATH, a file or a directory, default
+               examples/gateways; --modules DIR: use prebuilt modules
+               DIR/<plugin>.wasm instead of building, images to DIR/oci)
+  push [--gateways PATH] [--gateway NAME] [--insecure] [--modules DIR]
+               push the OCI images build-all wrote (target/dist/oci, or
+               DIR/oci) to the registries the gateways' oci:// urls name, as
+               oci://<base>/<plugin>:<version>; prints each reference with its
+               digest. Credentials: MESH_PLUGINS_REGISTRY_USERNAME and
+               MESH_PLUGINS_REGISTRY_PASSWORD, else the auths of
+               $DOCKER_CONFIG/config.json or ~/.docker/config.json. HTTPS,
+               except plain HTTP for a loopback registry or with --insecure
   run [--gateways PATH] [--gateway NAME] [--port 10000] [--watch] [--modules DIR]
                run one gateway's plugins in a local Envoy, chained as Istio
                chains them (instances fused into a chain: one filter running
@@ -81,6 +95,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("build-all") => build_all::run_command(&args[1..]),
         Some("run") => run::run_command(&args[1..]),
+        Some("push") => push::run_command(&args[1..]),
         Some("test") => test::run_command(&args[1..]),
         Some("bench") => bench::run_command(&args[1..]),
         Some("fuzz") => fuzz::run_command(&args[1..]),

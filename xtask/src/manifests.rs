@@ -4,8 +4,8 @@
 //! the whole gateway (see [`envoy_filter`]), in `manifests/<gateway>/` with a
 //! `kustomization.yaml` listing them in chain order, written to a temporary
 //! directory and swapped in whole, so a gateway's manifests are never
-//! half-written. The bytes depend only on the gateway file (and, for file and
-//! https URLs, the modules' sha256).
+//! half-written. The bytes depend only on the gateway file and the modules'
+//! digests.
 
 mod envoy_filter;
 mod traffic_extension;
@@ -26,8 +26,9 @@ pub fn header(gateway: &Gateway) -> String {
 }
 
 /// The files of `gateway`'s manifests, in the order kustomization.yaml lists
-/// them (chain order), then kustomization.yaml. `sha256` gives a module's
-/// digest (hex).
+/// them (chain order), then kustomization.yaml. `sha256` gives the digest (hex)
+/// Istio checks a module by: the file's for file and https URLs, the image
+/// manifest's for oci.
 pub fn render(
     gateway: &Gateway,
     sha256: &dyn Fn(&str) -> Result<String, String>,
@@ -170,9 +171,7 @@ fn wasm_plugin(
     let module = filter.module();
     let mut spec: Vec<(&str, Node)> = vec![target(gateway)];
     spec.push(("url", Node::str(gateway.url.module(module))));
-    if gateway.url.wants_sha256() {
-        spec.push(("sha256", Node::str(sha256(module)?)));
-    }
+    spec.push(("sha256", Node::str(sha256(module)?)));
     if let Some(policy) = &first.image_pull_policy {
         spec.push(("imagePullPolicy", Node::str(policy)));
     }

@@ -2,10 +2,11 @@
 //! then the plugins (and the test-only modules of `harness/modules/`) built to
 //! wasm and the end-to-end tests run against them in a real Envoy, over HTTP/1.1
 //! and then, for the plugins' tests, over HTTP/2 (h2c) and with every plugin an
-//! instance of the chain module.
+//! instance of the chain module, and once pushing the images to a real registry
+//! and reading them back with skopeo.
 
 use crate::util::{output, root, run, Result};
-use crate::{build, envoy, fuzz};
+use crate::{build, envoy, fuzz, registry};
 use harness::envoy::test_modules_dir;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -71,6 +72,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
     }
     phases.start("envoy", "finding Envoy");
     let envoy = envoy::find()?;
+    let (registry_bin, skopeo_bin) = registry::find()?;
 
     let xtask = std::env::current_exe().map_err(|e| e.to_string())?;
     let end_to_end = |http: &str, form: &str, tests: &[&str]| {
@@ -79,7 +81,11 @@ pub fn run_command(args: &[String]) -> Result<()> {
             .current_dir(root())
             .args(["test", "--package", "harness"]);
         for test in tests {
-            command.args(["--test", test]);
+            // "--lib": the harness's own unit tests, which only the first pass runs.
+            match *test {
+                "--lib" => command.arg(test),
+                _ => command.args(["--test", test]),
+            };
         }
         command
             .arg("--")
@@ -99,7 +105,15 @@ pub fn run_command(args: &[String]) -> Result<()> {
         "end-to-end HTTP/1.1",
         "end-to-end tests (real Envoy, HTTP/1.1)",
     );
-    let http1 = run(&mut end_to_end("1.1", "separate", &[]))
+    let first: Vec<String> = end_to_end_tests()?
+        .into_iter()
+        .filter(|t| t != REGISTRY_TEST)
+        .collect();
+    let first: Vec<&str> = ["--lib"]
+        .into_iter()
+        .chain(first.iter().map(String::as_str))
+        .collect();
+    let http1 = run(&mut end_to_end("1.1", "separate", &first))
         .map_err(|e| format!("end-to-end tests over HTTP/1.1: {e}"));
     // Run even when HTTP/1.1 failed: whether a failure is protocol-specific is
     // the first thing to know about it.
@@ -122,9 +136,36 @@ pub fn run_command(args: &[String]) -> Result<()> {
     );
     let chain = run(&mut end_to_end("1.1", "chain", &CHAIN_PASS))
         .map_err(|e| format!("end-to-end tests in the chain form (HARNESS_FORM=chain): {e}"));
+    phases.start(
+        "registry",
+        "registry tests (build-all's images pushed to a real registry, read back by skopeo)",
+    );
+    let registry = run(end_to_end("1.1", "separate", &[REGISTRY_TEST])
+        .env("REGISTRY_BIN", &registry_bin)
+        .env("SKOPEO_BIN", &skopeo_bin))
+    .map_err(|e| format!("registry tests: {e}"));
     // Printed whether or not the end-to-end tests passed.
     println!("{}", phases.summary());
-    http1.and(http2).and(chain)
+    http1.and(http2).and(chain).and(registry)
+}
+
+/// The registry tests run once, in a phase of their own: they test pushing, not a
+/// plugin, so neither the protocol nor the form changes what they check.
+const REGISTRY_TEST: &str = "registry";
+
+/// The end-to-end test binaries: `harness/tests/*.rs`, by name.
+fn end_to_end_tests() -> Result<Vec<String>> {
+    let dir = root().join("harness").join("tests");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// The end-to-end test binaries run a second time with `HARNESS_HTTP=2`: every

@@ -210,3 +210,37 @@ fn build_all_writes_a_chain_in_place_of_its_instances() {
     assert!(err.contains("chain.wasm: No such file"), "{err}");
     assert_eq!(read_dir(&out.join("edge")), written);
 }
+
+#[test]
+fn build_all_writes_each_module_as_an_image_and_pins_oci_urls_to_its_digest() {
+    let dir = scratch("xtask-build-all-oci");
+    let modules = fake_modules(&dir);
+    let gateways = dir.join("gateways");
+    std::fs::create_dir_all(&gateways).unwrap();
+    std::fs::write(
+        gateways.join("edge.yaml"),
+        format!(
+            "{}  - {{plugin: header-authorization, name: team}}\n",
+            EDGE.replace("file:///opt/f", "oci://registry.example.com/p")
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    build_all(&gateways, &out, &modules).unwrap();
+    let image = crate::oci::Image::new(b"\0asm\x01\0\0\0").unwrap();
+    let layout = crate::oci::layout_dir(&modules);
+    assert_eq!(
+        crate::oci::read_image(&layout, &crate::oci::ref_name("header-authorization")).unwrap(),
+        image
+    );
+    let spec =
+        crate::yaml::parse(&std::fs::read_to_string(out.join("edge").join("team.yaml")).unwrap())
+            .unwrap()["spec"]
+            .clone();
+    // Istio compares an OCI module's sha256 with the image manifest's digest.
+    assert_eq!(spec["sha256"], image.sha256());
+    assert_ne!(
+        spec["sha256"], "93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476",
+        "the module file's own sha256"
+    );
+}

@@ -2,7 +2,7 @@
 //! (the openAPIV3Schema and every CEL rule), and the validator catches a bad
 //! manifest of each kind.
 
-use super::api_tests::{docs, load, no_sha, sha};
+use super::api_tests::{docs, load, sha};
 use super::crd::{parse_request_uri, Crd};
 use super::*;
 use crate::gateway::default_dir;
@@ -172,7 +172,7 @@ fn the_validator_catches_schema_and_cel_violations() {
         "gw",
         "name: gw\nnamespace: ns\nselector: {app: web}\napi: TrafficExtension\nistio: \"1.30\"\nurl: oci://r/p\nplugins: [{plugin: header-authorization}]\n",
     );
-    let mut doc = docs(&render(&gateway, &no_sha).unwrap()).remove(0);
+    let mut doc = docs(&render(&gateway, &sha).unwrap()).remove(0);
     assert_eq!(crd.check(&doc).errors, Vec::<String>::new());
     doc["spec"]["lua"] = json!({"inlineCode": "function envoy_on_request(h) end"});
     let errors = crd.check(&doc).errors;

@@ -16,9 +16,7 @@ pub fn render(
     let first = filter.first();
     let module = filter.module();
     let mut wasm: Vec<(&str, Node)> = vec![("url", Node::str(gateway.url.module(module)))];
-    if gateway.url.wants_sha256() {
-        wasm.push(("sha256", Node::str(sha256(module)?)));
-    }
+    wasm.push(("sha256", Node::str(sha256(module)?)));
     if let Some(policy) = &first.image_pull_policy {
         wasm.push(("imagePullPolicy", Node::str(policy)));
     }
