@@ -13,8 +13,10 @@ use crate::plugin::{
 };
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 /// Builds a filter's instances from its raw `pluginConfig` bytes.
 pub type Build = fn(&[u8]) -> Result<Vec<Box<dyn Instance>>, ConfigError>;
@@ -102,8 +104,8 @@ impl RootContext for Root {
         Some(match self.instances.clone() {
             Some(instances) => Box::new(Stream {
                 id: context_id,
-                chain: Chain::new(instances),
-                host: EnvoyHost,
+                chain: Held::Own(Chain::new(instances)),
+                host: EnvoyHost::default(),
             }),
             None => Box::new(Unconfigured(self.name)),
         })
@@ -134,8 +136,109 @@ impl HttpContext for Unconfigured {
 /// One HTTP stream through the module's instances.
 struct Stream {
     id: u32,
-    chain: Chain,
+    chain: Held,
     host: EnvoyHost,
+}
+
+/// A stream's chain: its own, or shared with [`SLEEPERS`] while it waits to be
+/// woken by another stream (only then does it cost an allocation).
+enum Held {
+    Own(Chain),
+    Shared(Rc<RefCell<Chain>>),
+    Gone,
+}
+
+thread_local! {
+    /// The streams of this VM waiting to be woken, by context id.
+    static SLEEPERS: RefCell<HashMap<u32, Weak<RefCell<Chain>>>> = RefCell::new(HashMap::new());
+}
+
+/// The most wakes handled after one callback (each may ask for more).
+const MAX_WAKES: usize = 4096;
+
+impl Stream {
+    /// Runs `f` on the chain, then, if an instance asked to be woken, moves the
+    /// chain where a waking stream finds it.
+    fn run(&mut self, f: impl FnOnce(&mut Chain, &mut EnvoyHost) -> Step) -> Step {
+        let step = match &mut self.chain {
+            Held::Own(chain) => f(chain, &mut self.host),
+            Held::Shared(chain) => match chain.try_borrow_mut() {
+                Ok(mut chain) => f(&mut chain, &mut self.host),
+                Err(_) => Step::Pause,
+            },
+            Held::Gone => Step::Continue,
+        };
+        if std::mem::take(&mut self.host.awaiting) && step != Step::Continue {
+            let shared = match std::mem::replace(&mut self.chain, Held::Gone) {
+                Held::Own(chain) => Rc::new(RefCell::new(chain)),
+                Held::Shared(chain) => chain,
+                Held::Gone => return step,
+            };
+            SLEEPERS.with(|s| {
+                if let Ok(mut s) = s.try_borrow_mut() {
+                    s.insert(self.id, Rc::downgrade(&shared));
+                }
+            });
+            self.chain = Held::Shared(shared);
+        }
+        step
+    }
+}
+
+/// Wakes the streams `plugin::wake` named, each in its own context, then makes
+/// `current` (the stream whose callback this is, if it lives) the effective
+/// context again.
+fn wake_sleepers(current: Option<u32>) {
+    let mut woken = 0;
+    loop {
+        let ids = crate::plugin::take_wakes();
+        if ids.is_empty() || woken >= MAX_WAKES {
+            break;
+        }
+        for id in ids {
+            woken += 1;
+            let sleeper = SLEEPERS
+                .with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.remove(&id)))
+                .and_then(|weak| weak.upgrade());
+            let Some(chain) = sleeper else { continue };
+            if !host::set_effective_context(id) {
+                continue;
+            }
+            let mut host = EnvoyHost::default();
+            let step = match chain.try_borrow_mut() {
+                Ok(mut chain) => chain.on_wake(&mut host, id),
+                Err(_) => continue,
+            };
+            if host.awaiting && step != Step::Continue {
+                SLEEPERS.with(|s| {
+                    if let Ok(mut s) = s.try_borrow_mut() {
+                        s.insert(id, Rc::downgrade(&chain));
+                    }
+                });
+            }
+            if step == Step::Continue {
+                host::resume_request();
+            }
+        }
+    }
+    if let Some(id) = current {
+        host::set_effective_context(id);
+    }
+}
+
+/// A stream that goes away may leave others waiting on it (its state's `Drop`
+/// wakes them): they are woken now, as no later callback of its comes.
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let id = self.id;
+        SLEEPERS.with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                s.remove(&id);
+            }
+        });
+        drop(std::mem::replace(&mut self.chain, Held::Gone));
+        wake_sleepers(None);
+    }
 }
 
 /// A local reply or a wait holds the stream (after a local reply the filter must
@@ -154,15 +257,18 @@ impl Context for Stream {
             headers,
             body_size,
         };
-        if self.chain.on_call_response(&mut self.host, self.id, call) == Step::Continue {
+        let id = self.id;
+        if self.run(|chain, host| chain.on_call_response(host, id, call)) == Step::Continue {
             host::resume_request();
         }
+        wake_sleepers(Some(id));
     }
 }
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        action(self.chain.on_request_headers(&mut self.host, self.id))
+        let id = self.id;
+        action(self.run(|chain, host| chain.on_request_headers(host, id)))
     }
 
     fn on_http_request_body(&mut self, _size: usize, _end_of_stream: bool) -> Action {
@@ -174,7 +280,8 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        action(self.chain.on_response_headers(&mut self.host, self.id))
+        let id = self.id;
+        action(self.run(|chain, host| chain.on_response_headers(host, id)))
     }
 }
 
@@ -182,7 +289,12 @@ impl Stream {
     /// While an instance waits for its call, body and trailers are held: a
     /// Continue from them would let Envoy resume the stream before the decision.
     fn hold(&self) -> Action {
-        if self.chain.waiting() {
+        let waiting = match &self.chain {
+            Held::Own(chain) => chain.waiting(),
+            Held::Shared(chain) => chain.try_borrow().map_or(true, |c| c.waiting()),
+            Held::Gone => false,
+        };
+        if waiting {
             Action::Pause
         } else {
             Action::Continue
@@ -191,9 +303,12 @@ impl Stream {
 }
 
 /// The proxy-wasm host, for the stream whose callback is running (the chain keeps
-/// the request headers it reads between edits).
+/// the request headers it reads between edits); `awaiting` notes an instance's
+/// ask to be woken.
 #[derive(Default)]
-struct EnvoyHost;
+struct EnvoyHost {
+    awaiting: bool,
+}
 
 fn map_type(map: Map) -> MapType {
     match map {
@@ -253,6 +368,10 @@ impl Host for EnvoyHost {
         timeout_ms: u64,
     ) -> Result<u32, DispatchError> {
         host::dispatch(cluster, headers, timeout_ms)
+    }
+
+    fn await_wake(&mut self) {
+        self.awaiting = true;
     }
 
     fn call_response_headers(&mut self) -> HeaderMap {

@@ -106,6 +106,7 @@ extern "C" {
     ) -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     fn proxy_continue_stream(stream_type: StreamType) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: BufferType,
         start: usize,
@@ -214,6 +215,10 @@ mod native {
         UNIMPLEMENTED
     }
 
+    pub unsafe extern "C" fn proxy_set_effective_context(_context_id: u32) -> u32 {
+        UNIMPLEMENTED
+    }
+
     pub unsafe extern "C" fn proxy_continue_stream(_stream_type: StreamType) -> u32 {
         UNIMPLEMENTED
     }
@@ -314,6 +319,13 @@ pub fn now_ms() -> u64 {
     // SAFETY: the host writes one u64 through a pointer to a live local.
     let _ = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
     nanos / 1_000_000
+}
+
+/// Makes stream `context_id` the one later host calls act on, for the rest of
+/// this callback (waking a stream from another's); false when it is gone.
+pub fn set_effective_context(context_id: u32) -> bool {
+    // SAFETY: no pointers.
+    unsafe { proxy_set_effective_context(context_id) == OK }
 }
 
 /// Lets a request held at its headers continue.
