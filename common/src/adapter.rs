@@ -14,7 +14,6 @@ use crate::plugin::{
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
@@ -150,7 +149,27 @@ enum Held {
 
 thread_local! {
     /// The streams of this VM waiting to be woken, by context id.
-    static SLEEPERS: RefCell<HashMap<u32, Weak<RefCell<Chain>>>> = RefCell::new(HashMap::new());
+    static SLEEPERS: RefCell<Sleepers> = const { RefCell::new(Sleepers(Vec::new())) };
+}
+
+/// The waiting streams, by context id. A list: they are few (one provider's
+/// cold start), and a map's code would grow every module by kilobytes.
+struct Sleepers(Vec<(u32, Weak<RefCell<Chain>>)>);
+
+impl Sleepers {
+    fn insert(&mut self, id: u32, chain: Weak<RefCell<Chain>>) {
+        self.remove(&id);
+        // Streams that went away without being woken leave dead entries.
+        if self.0.len() >= MAX_WAKES {
+            self.0.retain(|(_, c)| c.strong_count() > 0);
+        }
+        self.0.push((id, chain));
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<Weak<RefCell<Chain>>> {
+        let at = self.0.iter().position(|(i, _)| i == id)?;
+        Some(self.0.swap_remove(at).1)
+    }
 }
 
 /// The most wakes handled after one callback (each may ask for more).

@@ -540,4 +540,4 @@ fn edit_refused(cx: &mut Cx<'_>, name: &str) -> Step {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -46,6 +46,8 @@ pub struct KeyState {
     keys: Option<Rc<Vec<Key>>>,
     fetched_at: u64,
     last_start: Option<u64>,
+    /// The last fetch that ended failed.
+    failed: bool,
     in_flight: Option<Fetch>,
     waiters: Vec<u32>,
     last_warn: Option<u64>,
@@ -78,20 +80,20 @@ impl KeyState {
     ///
     /// [`expire`]: KeyState::expire
     pub fn plan(&self, now: u64, ttl_ms: u64, kid: Option<&str>) -> Plan {
-        let throttled = self
+        let recent = self
             .last_start
             .is_some_and(|at| now >= at && now - at < REFETCH_AFTER_MS);
         let Some(keys) = &self.keys else {
             // No keys at all: every request tries (one fetch at a time).
-            return if self.in_flight.is_some() {
-                Plan::Wait
-            } else {
-                Plan::Fetch
-            };
+            return if self.in_flight.is_some() { Plan::Wait } else { Plan::Fetch };
         };
         let fresh = now >= self.fetched_at && now - self.fetched_at < ttl_ms;
         let knows = kid.is_none_or(|kid| keys.iter().any(|k| k.kid.as_deref() == Some(kid)));
-        match (fresh, knows, self.in_flight.is_some(), throttled) {
+        let in_flight = self.in_flight.is_some();
+        // An early fetch (a kid the keys lack), or another try after a refresh
+        // failed, waits 30 s after the last start; a refresh at the TTL does not.
+        let throttled = recent && (fresh || self.failed);
+        match (fresh, knows, in_flight, throttled) {
             (true, true, _, _) => Plan::Use(keys.clone()),
             // Stale keys that know the kid serve while a refresh is under way.
             (false, true, true, _) => Plan::Use(keys.clone()),
@@ -127,6 +129,7 @@ impl KeyState {
     /// Fetch `token` ended with `keys` (`None`: it failed; the keys held stay).
     /// Returns the streams to wake.
     pub fn finished(&mut self, token: u32, keys: Option<Vec<Key>>, now: u64) -> Vec<u32> {
+        self.failed = keys.is_none();
         if let Some(keys) = keys {
             self.keys = Some(Rc::new(keys));
             self.fetched_at = now;
@@ -143,6 +146,7 @@ impl KeyState {
     /// Returns the streams to wake.
     pub fn lost(&mut self, token: u32) -> Vec<u32> {
         if self.is_in_flight(token) {
+            self.failed = true;
             self.in_flight = None;
             std::mem::take(&mut self.waiters)
         } else {
@@ -216,9 +220,15 @@ mod tests {
             // An unknown kid within 30 s of the last fetch: no new fetch.
             (29_999, Some("b"), "use a"),
             (30_000, Some("b"), "fetch"),
-            // Stale keys: refreshed (the request waits), unless throttled.
+            // Stale keys: refreshed (the request waits), even within 30 s of
+            // the last fetch.
             (ttl, Some("a"), "fetch"),
+            (ttl, Some("b"), "fetch"),
         ];
+        let mut quick = KeyState::default();
+        quick.started(1, 0, 1000);
+        quick.finished(1, Some(vec![key("a")]), 0);
+        assert_eq!(name(&quick.plan(1_000, 1_000, Some("b"))), "fetch");
         for (now, kid, expected) in cases {
             assert_eq!(
                 name(&s.plan(*now, ttl, *kid)),

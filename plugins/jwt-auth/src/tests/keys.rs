@@ -1,5 +1,6 @@
-//! Keys and tokens for the unit tests, made fresh by each run (RSA keys once per
-//! test binary: making one takes a while).
+//! Keys and tokens for the tests, made fresh by each run (RSA keys once per
+//! test binary: making one takes a while). The end-to-end tests
+//! (`harness/tests/jwt_auth.rs`) include this file too.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
