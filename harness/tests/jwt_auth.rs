@@ -402,3 +402,42 @@ fn secrets_never_reach_the_log() {
     let log = assert_config_refused(PLUGIN, &config, "providers.p.local_jwks.keys[0].k: an HMAC secret must be at least 32 bytes");
     assert!(!log.contains(&secret));
 }
+
+/// The request whose fetch the others wait for leaves: Envoy drops that fetch's
+/// answer, so the waiting requests are answered (401) when it goes, not left
+/// hanging; the next request fetches again.
+#[test]
+fn waiting_requests_are_answered_when_the_fetching_request_leaves() {
+    use std::io::Write;
+    let key = Signer::ec256("k");
+    let body = jwks(&[&key]).to_string();
+    let server = jwks_server(body.clone());
+    server.set(200, body.clone(), Duration::from_millis(2500));
+    let envoy = Stack::new()
+        .cluster(static_cluster("keys", server.server.addr()))
+        .plugin(PLUGIN, json!({"providers": {"r": remote("keys", 5000, 600)}, "rules": [{"prefix": "/", "providers": ["r"]}]}))
+        .start();
+    let token = key.token(&claims(ISS));
+    let mut leaver = std::net::TcpStream::connect(envoy.addr()).unwrap();
+    leaver
+        .write_all(format!("GET /x HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {token}\r\n\r\n").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let (addr, protocol, auth) = (envoy.addr(), Protocol::from_env(), bearer(&token));
+    let waiter = std::thread::spawn(move || {
+        let started = Instant::now();
+        let resp = Request::get("/x").header("authorization", &auth).send_over(protocol, addr);
+        (resp, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    drop(leaver);
+    let (resp, waited) = waiter.join().unwrap();
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    assert_eq!(resp.text(), "signing keys unavailable\n");
+    assert!(waited < Duration::from_millis(2000), "answered when the fetcher left, not at the fetch's answer: {waited:?}");
+    // Envoy and the VM live on: the next request fetches again.
+    server.set(200, body, Duration::ZERO);
+    let resp = envoy.get("/x", &[("authorization", &bearer(&token))]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(server.server.count(), 2);
+}
