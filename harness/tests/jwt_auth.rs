@@ -11,17 +11,16 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-#[allow(dead_code)]
-#[path = "../../plugins/jwt-auth/src/tests/keys.rs"]
-mod keys;
-
-use keys::{b64, Signer};
+use harness::jwt::{self as keys, b64, Signer};
 
 const PLUGIN: &str = "jwt-auth";
 const ISS: &str = "https://issuer.test";
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn claims(issuer: &str) -> Value {
@@ -116,14 +115,30 @@ fn local_keys_of_every_type_pass_and_every_refusal_answers() {
 
     for signer in &all {
         let token = signer.token(&claims(ISS));
-        let resp = envoy.get("/api/x", &[("authorization", &bearer(&token)), ("x-user-id", "forged")]);
+        let resp = envoy.get(
+            "/api/x",
+            &[("authorization", &bearer(&token)), ("x-user-id", "forged")],
+        );
         assert_eq!(resp.status, 200, "{}: {}", signer.alg, resp.text());
         let seen = resp.echoed();
-        let ids: Vec<_> = seen.headers.iter().filter(|(n, _)| n == "x-user-id").map(|(_, v)| v.as_str()).collect();
+        let ids: Vec<_> = seen
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "x-user-id")
+            .map(|(_, v)| v.as_str())
+            .collect();
         assert_eq!(ids, ["user-1"], "{}: only the claim's value", signer.alg);
-        assert_eq!(seen.header_value("authorization"), None, "{}: the token is taken out", signer.alg);
+        assert_eq!(
+            seen.header_value("authorization"),
+            None,
+            "{}: the token is taken out",
+            signer.alg
+        );
         assert_eq!(seen.header_value("x-org"), Some("acme"));
-        assert_eq!(seen.header_value("x-org-json"), Some(r#"{"id":7,"name":"acme"}"#));
+        assert_eq!(
+            seen.header_value("x-org-json"),
+            Some(r#"{"id":7,"name":"acme"}"#)
+        );
         assert_eq!(seen.header_value("x-roles"), Some(r#"["a","b"]"#));
         assert_eq!(seen.header_value("x-admin"), Some("false"));
     }
@@ -147,17 +162,72 @@ fn local_keys_of_every_type_pass_and_every_refusal_answers() {
     let rsa_public = rsa.jwk.to_string().into_bytes();
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("malformed", "not.a.jwt".into(), 401, "malformed token\n"),
-        ("alg none", keys::unsigned(&claims(ISS)), 401, "unsigned token (alg none)\n"),
-        ("HS256 with the RSA key as secret, its kid", keys::hs256_with_secret(&rsa_public, Some("rsa"), &claims(ISS)), 401, "token algorithm does not fit the issuer's keys\n"),
-        ("HS256 with the RSA key as secret, no kid", keys::hs256_with_secret(&rsa_public, None, &claims(ISS)), 401, "invalid token signature\n"),
-        ("RS256 header on an EC kid", rsa.token_with(&json!({"alg": "RS256", "kid": "p256"}), &claims(ISS)), 401, "token algorithm does not fit the issuer's keys\n"),
-        ("unknown kid", rsa.token_with(&json!({"alg": "RS256", "kid": "nope"}), &claims(ISS)), 401, "unknown key id\n"),
-        ("another key, same kid", other.token(&claims(ISS)), 401, "invalid token signature\n"),
-        ("tampered", keys::tamper(&rsa.token(&claims(ISS))), 401, "invalid token signature\n"),
-        ("wrong issuer", rsa.token(&with(json!({"iss": "https://evil.test"}))), 401, "token issuer not accepted\n"),
-        ("expired", rsa.token(&with(json!({"exp": now() - 120}))), 401, "token expired\n"),
-        ("not yet valid", rsa.token(&with(json!({"nbf": now() + 120}))), 401, "token not yet valid\n"),
-        ("audience", rsa.token(&with(json!({"aud": "other"}))), 403, "audience not allowed\n"),
+        (
+            "alg none",
+            keys::unsigned(&claims(ISS)),
+            401,
+            "unsigned token (alg none)\n",
+        ),
+        (
+            "HS256 with the RSA key as secret, its kid",
+            keys::hs256_with_secret(&rsa_public, Some("rsa"), &claims(ISS)),
+            401,
+            "token algorithm does not fit the issuer's keys\n",
+        ),
+        (
+            "HS256 with the RSA key as secret, no kid",
+            keys::hs256_with_secret(&rsa_public, None, &claims(ISS)),
+            401,
+            "invalid token signature\n",
+        ),
+        (
+            "RS256 header on an EC kid",
+            rsa.token_with(&json!({"alg": "RS256", "kid": "p256"}), &claims(ISS)),
+            401,
+            "token algorithm does not fit the issuer's keys\n",
+        ),
+        (
+            "unknown kid",
+            rsa.token_with(&json!({"alg": "RS256", "kid": "nope"}), &claims(ISS)),
+            401,
+            "unknown key id\n",
+        ),
+        (
+            "another key, same kid",
+            other.token(&claims(ISS)),
+            401,
+            "invalid token signature\n",
+        ),
+        (
+            "tampered",
+            keys::tamper(&rsa.token(&claims(ISS))),
+            401,
+            "invalid token signature\n",
+        ),
+        (
+            "wrong issuer",
+            rsa.token(&with(json!({"iss": "https://evil.test"}))),
+            401,
+            "token issuer not accepted\n",
+        ),
+        (
+            "expired",
+            rsa.token(&with(json!({"exp": now() - 120}))),
+            401,
+            "token expired\n",
+        ),
+        (
+            "not yet valid",
+            rsa.token(&with(json!({"nbf": now() + 120}))),
+            401,
+            "token not yet valid\n",
+        ),
+        (
+            "audience",
+            rsa.token(&with(json!({"aud": "other"}))),
+            403,
+            "audience not allowed\n",
+        ),
     ];
     for (what, token, status, body) in &cases {
         let resp = envoy.get("/api/x", &[("authorization", &bearer(token))]);
@@ -167,24 +237,51 @@ fn local_keys_of_every_type_pass_and_every_refusal_answers() {
     // Missing where needed; allowed missing elsewhere, but a bad token is refused.
     assert_refused(&envoy.get("/api/x", &[]), 401, "missing token\n", "missing");
     assert_eq!(envoy.get("/other", &[]).status, 200);
-    assert_refused(&envoy.get("/other", &[("authorization", "Bearer junk")]), 401, "malformed token\n", "allow_missing, bad token");
+    assert_refused(
+        &envoy.get("/other", &[("authorization", "Bearer junk")]),
+        401,
+        "malformed token\n",
+        "allow_missing, bad token",
+    );
     // Methods the /api rule does not list fall through to the last rule.
     let resp = envoy.send(&Request::new("DELETE", "/api/x"));
     assert_eq!(resp.status, 200, "{}", resp.text());
     // An override to POST needs what POST needs.
-    let resp = envoy.send(&Request::new("DELETE", "/api/x").header("x-http-method-override", "GET"));
+    let resp =
+        envoy.send(&Request::new("DELETE", "/api/x").header("x-http-method-override", "GET"));
     assert_refused(&resp, 401, "missing token\n", "override");
     // No token needed on /public; forged claim headers go there too, in every spelling.
-    let resp = envoy.get("/public/x", &[("x-user-id", "admin"), ("x_user_id", "root"), ("authorization", "Bearer junk")]);
+    let resp = envoy.get(
+        "/public/x",
+        &[
+            ("x-user-id", "admin"),
+            ("x_user_id", "root"),
+            ("authorization", "Bearer junk"),
+        ],
+    );
     assert_eq!(resp.status, 200);
     let seen = resp.echoed();
-    assert!(seen.headers.iter().all(|(n, _)| !n.eq_ignore_ascii_case("x-user-id") && !n.eq_ignore_ascii_case("x_user_id")), "{:?}", seen.headers);
-    assert_eq!(seen.header_value("authorization"), Some("Bearer junk"), "no rule checks it there");
+    assert!(
+        seen.headers
+            .iter()
+            .all(|(n, _)| !n.eq_ignore_ascii_case("x-user-id")
+                && !n.eq_ignore_ascii_case("x_user_id")),
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(
+        seen.header_value("authorization"),
+        Some("Bearer junk"),
+        "no rule checks it there"
+    );
     // Logs hold no token, not even at debug.
     let log = envoy.log();
     for (_, token, _, _) in &cases {
         let signature = token.rsplit('.').next().unwrap_or_default();
-        assert!(signature.len() < 8 || !log.contains(signature), "a token in the log");
+        assert!(
+            signature.len() < 8 || !log.contains(signature),
+            "a token in the log"
+        );
     }
 }
 
@@ -203,31 +300,56 @@ fn tokens_are_read_from_each_place_and_forward_keeps_them() {
 
     let resp = envoy.get(&format!("/places/q?a=1&access_token={token}&b=2"), &[]);
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(resp.echoed().path, "/places/q?a=1&b=2", "the parameter is taken out");
+    assert_eq!(
+        resp.echoed().path,
+        "/places/q?a=1&b=2",
+        "the parameter is taken out"
+    );
 
     let cookie = format!("theme=dark; session={token}; lang=en");
     let resp = envoy.get("/places/c", &[("cookie", &cookie)]);
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(resp.echoed().header_value("cookie"), Some("theme=dark; lang=en"));
+    assert_eq!(
+        resp.echoed().header_value("cookie"),
+        Some("theme=dark; lang=en")
+    );
 
     // Its token in the default place is not looked for.
     let resp = envoy.get("/places/x", &[("authorization", &bearer(&token))]);
-    assert_refused(&resp, 401, "missing token\n", "places ignores Authorization");
+    assert_refused(
+        &resp,
+        401,
+        "missing token\n",
+        "places ignores Authorization",
+    );
     // Another provider's token where this one's is looked for.
     let main_token = main.token(&claims(ISS));
     let resp = envoy.get("/places/x", &[("x-jwt", &main_token)]);
-    assert_refused(&resp, 401, "token issuer not accepted\n", "issuer of another provider");
+    assert_refused(
+        &resp,
+        401,
+        "token issuer not accepted\n",
+        "issuer of another provider",
+    );
 
     // forward: true leaves the token for the upstream.
     let fwd_token = fwd.token(&claims("https://fwd.test"));
     let resp = envoy.get("/fwd/x", &[("authorization", &bearer(&fwd_token))]);
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(resp.echoed().header_value("authorization"), Some(bearer(&fwd_token).as_str()));
+    assert_eq!(
+        resp.echoed().header_value("authorization"),
+        Some(bearer(&fwd_token).as_str())
+    );
     // require_expiration: a token without exp is refused.
     let mut no_exp = claims("https://fwd.test");
     no_exp.as_object_mut().unwrap().remove("exp");
     let resp = envoy.get("/fwd/x", &[("authorization", &bearer(&fwd.token(&no_exp)))]);
-    assert_refused(&resp, 401, "token has no expiration\n", "require_expiration");
+    assert_refused(
+        &resp,
+        401,
+        "token has no expiration\n",
+        "require_expiration",
+    );
 }
 
 /// A JWKS server whose answer the test changes, counting requests.
@@ -252,7 +374,10 @@ fn jwks_server(body: String) -> Jwks {
             Reply::Delay(delay, response)
         }
     });
-    Jwks { server, body: state }
+    Jwks {
+        server,
+        body: state,
+    }
 }
 
 impl Jwks {
@@ -293,7 +418,10 @@ fn remote_keys_are_fetched_once_for_concurrent_requests_and_rotate() {
             .iter()
             .map(|t| {
                 scope.spawn(move || {
-                    Request::get("/x").header("authorization", &bearer(t)).send_over(protocol, addr).status
+                    Request::get("/x")
+                        .header("authorization", &bearer(t))
+                        .send_over(protocol, addr)
+                        .status
                 })
             })
             .collect();
@@ -305,7 +433,12 @@ fn remote_keys_are_fetched_once_for_concurrent_requests_and_rotate() {
     assert_eq!(calls[0].path, "/jwks.json");
     assert_eq!(calls[0].header_value("host"), Some("keys.test"));
     // Cached: no fetch within the TTL.
-    assert_eq!(envoy.get("/x", &[("authorization", &bearer(&tokens[0]))]).status, 200);
+    assert_eq!(
+        envoy
+            .get("/x", &[("authorization", &bearer(&tokens[0]))])
+            .status,
+        200
+    );
     assert_eq!(server.server.count(), 1);
 
     // Rotation: the server now publishes k2 only; past the TTL (1 s) a token
@@ -313,13 +446,19 @@ fn remote_keys_are_fetched_once_for_concurrent_requests_and_rotate() {
     let second = Signer::ec256("k2");
     server.set(200, jwks(&[&second]).to_string(), Duration::ZERO);
     std::thread::sleep(Duration::from_millis(1100));
-    let resp = envoy.get("/x", &[("authorization", &bearer(&second.token(&claims(ISS))))]);
+    let resp = envoy.get(
+        "/x",
+        &[("authorization", &bearer(&second.token(&claims(ISS))))],
+    );
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.echoed().header_value("x-user-id"), Some("user-1"));
     assert_eq!(server.server.count(), 2);
     // k1 is gone from the set: a new token of k1 is refused (the cached ones
     // still pass until they expire).
-    let resp = envoy.get("/x", &[("authorization", &bearer(&first.token(&claims(ISS))))]);
+    let resp = envoy.get(
+        "/x",
+        &[("authorization", &bearer(&first.token(&claims(ISS))))],
+    );
     assert_eq!(resp.status, 401, "{}", resp.text());
     assert_eq!(resp.text(), "unknown key id\n");
 }
@@ -327,7 +466,10 @@ fn remote_keys_are_fetched_once_for_concurrent_requests_and_rotate() {
 #[test]
 fn a_jwks_server_down_slow_or_garbled_fails_closed_and_is_tried_again() {
     let key = Signer::ec256("k");
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let slow = jwks_server(jwks(&[&key]).to_string());
     slow.set(200, jwks(&[&key]).to_string(), Duration::from_millis(3000));
     let garbled = jwks_server("<html>not json</html>".into());
@@ -340,11 +482,14 @@ fn a_jwks_server_down_slow_or_garbled_fails_closed_and_is_tried_again() {
         .cluster(static_cluster("down", dead))
         .cluster(static_cluster("slow", slow.server.addr()))
         .cluster(static_cluster("garbled", garbled.server.addr()))
-        .plugin(PLUGIN, json!({"providers": providers, "realm": "api", "rules": [
-            {"prefix": "/down", "providers": ["down"]},
-            {"prefix": "/slow", "providers": ["slow"]},
-            {"prefix": "/garbled", "providers": ["garbled"]},
-        ]}))
+        .plugin(
+            PLUGIN,
+            json!({"providers": providers, "realm": "api", "rules": [
+                {"prefix": "/down", "providers": ["down"]},
+                {"prefix": "/slow", "providers": ["slow"]},
+                {"prefix": "/garbled", "providers": ["garbled"]},
+            ]}),
+        )
         .start();
     let unavailable = "signing keys unavailable\n";
     let token = key.token(&claims(ISS));
@@ -353,14 +498,38 @@ fn a_jwks_server_down_slow_or_garbled_fails_closed_and_is_tried_again() {
         assert_refused(&resp, 401, unavailable, "server down");
     }
     let started = Instant::now();
-    let resp = envoy.get("/slow", &[("authorization", &bearer(&key.token(&claims("https://slow.test"))))]);
+    let resp = envoy.get(
+        "/slow",
+        &[(
+            "authorization",
+            &bearer(&key.token(&claims("https://slow.test"))),
+        )],
+    );
     assert_refused(&resp, 401, unavailable, "server slow");
-    assert!(started.elapsed() < Duration::from_millis(2500), "the timeout ends the wait: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the timeout ends the wait: {:?}",
+        started.elapsed()
+    );
     let garbled_token = key.token(&claims("https://garbled.test"));
     let resp = envoy.get("/garbled", &[("authorization", &bearer(&garbled_token))]);
     assert_refused(&resp, 401, unavailable, "garbage");
-    assert!(envoy.wait_log("provider 'garbled': JWKS fetch from cluster 'garbled' failed: not a JWKS", LOG_WAIT).is_some(), "{}", envoy.log());
-    assert!(envoy.wait_log("provider 'down': JWKS fetch from cluster 'down' failed", LOG_WAIT).is_some());
+    assert!(
+        envoy
+            .wait_log(
+                "provider 'garbled': JWKS fetch from cluster 'garbled' failed: not a JWKS",
+                LOG_WAIT
+            )
+            .is_some(),
+        "{}",
+        envoy.log()
+    );
+    assert!(envoy
+        .wait_log(
+            "provider 'down': JWKS fetch from cluster 'down' failed",
+            LOG_WAIT
+        )
+        .is_some());
     // The next request tries again, and a server that recovers serves.
     garbled.set(200, jwks(&[&key]).to_string(), Duration::ZERO);
     let resp = envoy.get("/garbled", &[("authorization", &bearer(&garbled_token))]);
@@ -371,7 +540,9 @@ fn a_jwks_server_down_slow_or_garbled_fails_closed_and_is_tried_again() {
 #[test]
 fn bad_configs_are_refused_naming_the_field() {
     let provider = |extra: &str| {
-        format!(r#"{{"providers": {{"p": {{"issuer": "https://i", {extra}}}}}, "rules": [{{"prefix": "/", "providers": ["p"]}}]}}"#)
+        format!(
+            r#"{{"providers": {{"p": {{"issuer": "https://i", {extra}}}}}, "rules": [{{"prefix": "/", "providers": ["p"]}}]}}"#
+        )
     };
     let cases = [
         (provider(r#""local_jwks": {"keys": "nope"}"#), "providers.p.local_jwks.keys: expected a list, got a string"),
@@ -399,7 +570,11 @@ fn secrets_never_reach_the_log() {
     let config = format!(
         r#"{{"providers": {{"p": {{"issuer": "https://i", "local_jwks": {{"keys": [{{"kty": "oct", "k": "{secret}"}}]}}}}}}, "rules": [{{"prefix": "/", "providers": ["p"]}}]}}"#
     );
-    let log = assert_config_refused(PLUGIN, &config, "providers.p.local_jwks.keys[0].k: an HMAC secret must be at least 32 bytes");
+    let log = assert_config_refused(
+        PLUGIN,
+        &config,
+        "providers.p.local_jwks.keys[0].k: an HMAC secret must be at least 32 bytes",
+    );
     assert!(!log.contains(&secret));
 }
 
@@ -420,13 +595,18 @@ fn waiting_requests_are_answered_when_the_fetching_request_leaves() {
     let token = key.token(&claims(ISS));
     let mut leaver = std::net::TcpStream::connect(envoy.addr()).unwrap();
     leaver
-        .write_all(format!("GET /x HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {token}\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /x HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {token}\r\n\r\n")
+                .as_bytes(),
+        )
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let (addr, protocol, auth) = (envoy.addr(), Protocol::from_env(), bearer(&token));
     let waiter = std::thread::spawn(move || {
         let started = Instant::now();
-        let resp = Request::get("/x").header("authorization", &auth).send_over(protocol, addr);
+        let resp = Request::get("/x")
+            .header("authorization", &auth)
+            .send_over(protocol, addr);
         (resp, started.elapsed())
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -434,7 +614,10 @@ fn waiting_requests_are_answered_when_the_fetching_request_leaves() {
     let (resp, waited) = waiter.join().unwrap();
     assert_eq!(resp.status, 401, "{}", resp.text());
     assert_eq!(resp.text(), "signing keys unavailable\n");
-    assert!(waited < Duration::from_millis(2000), "answered when the fetcher left, not at the fetch's answer: {waited:?}");
+    assert!(
+        waited < Duration::from_millis(2000),
+        "answered when the fetcher left, not at the fetch's answer: {waited:?}"
+    );
     // Envoy and the VM live on: the next request fetches again.
     server.set(200, body, Duration::ZERO);
     let resp = envoy.get("/x", &[("authorization", &bearer(&token))]);

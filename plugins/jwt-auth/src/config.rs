@@ -24,6 +24,9 @@ pub const MAX_LOCATIONS: usize = 64;
 pub const MAX_TIMEOUT_MS: i64 = 60_000;
 pub const MAX_CACHE_TTL_S: i64 = 7 * 24 * 3600;
 pub const MAX_SKEW_S: i64 = 3600;
+/// The most verified tokens an instance keeps per VM (`cache_entries`).
+pub const MAX_CACHE_ENTRIES: i64 = 65_536;
+pub const DEFAULT_CACHE_ENTRIES: usize = 1024;
 
 /// Where a token is looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +87,8 @@ pub struct Config {
     pub locations: Vec<Location>,
     /// Every header any provider sets from a claim: removed from every request.
     pub claim_headers: Vec<String>,
+    /// Verified tokens kept per VM (0: every token is verified on every request).
+    pub cache_entries: usize,
     /// `WWW-Authenticate` for a missing token, and for a bad one.
     pub challenge_missing: String,
     pub challenge_invalid: String,
@@ -116,6 +121,9 @@ impl Config {
                 realm.to_string()
             }
         };
+        let cache_entries = top
+            .opt_int_in("cache_entries", 0..=MAX_CACHE_ENTRIES)?
+            .map_or(DEFAULT_CACHE_ENTRIES, |n| n as usize);
         let mut locations: Vec<Location> = Vec::new();
         let providers_node = top.require("providers")?;
         let map = providers_node
@@ -177,6 +185,7 @@ impl Config {
             rules,
             locations,
             claim_headers,
+            cache_entries,
             challenge_missing: format!("Bearer realm=\"{realm}\""),
             challenge_invalid: format!("Bearer realm=\"{realm}\", error=\"invalid_token\""),
         })

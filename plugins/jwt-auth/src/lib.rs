@@ -28,9 +28,8 @@ use token::Refusal;
 
 common::export_plugin!(JwtAuth);
 
-/// Verified tokens kept per instance and VM: at most this many...
-pub const CACHE_ENTRIES: usize = 1024;
-/// ...charged at most this many bytes...
+/// Verified tokens kept per instance and VM: at most `cache_entries` (1024 by
+/// default), charged at most this many bytes...
 pub const CACHE_BYTES: usize = 1024 * 1024;
 /// ...each for at most this long (and never past the token's `exp`).
 pub const CACHE_TTL_MS: u64 = 300_000;
@@ -64,9 +63,16 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config) -> Self {
+        // A TTL of 0 turns the cache off.
+        let ttl = if config.cache_entries == 0 {
+            0
+        } else {
+            CACHE_TTL_MS
+        };
+        let cache = Cache::new(ttl, config.cache_entries, CACHE_BYTES);
         Shared {
             config,
-            cache: RefCell::new(Cache::new(CACHE_TTL_MS, CACHE_ENTRIES, CACHE_BYTES)),
+            cache: RefCell::new(cache),
         }
     }
 

@@ -85,7 +85,11 @@ impl KeyState {
             .is_some_and(|at| now >= at && now - at < REFETCH_AFTER_MS);
         let Some(keys) = &self.keys else {
             // No keys at all: every request tries (one fetch at a time).
-            return if self.in_flight.is_some() { Plan::Wait } else { Plan::Fetch };
+            return if self.in_flight.is_some() {
+                Plan::Wait
+            } else {
+                Plan::Fetch
+            };
         };
         let fresh = now >= self.fetched_at && now - self.fetched_at < ttl_ms;
         let knows = kid.is_none_or(|kid| keys.iter().any(|k| k.kid.as_deref() == Some(kid)));

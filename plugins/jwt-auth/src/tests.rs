@@ -1,8 +1,10 @@
 //! The plugin's flow over the recording mock host: local and remote keys,
 //! every refusal's answer, the fetch shared by waiting streams, fetch failures,
 //! claim headers and their anti-spoofing, `forward`, and the verified-token cache.
-//! Keys and tokens are made here (`keys`).
+//! Keys and tokens are made by the tests (`keys`, shared with the end-to-end
+//! tests and the bench).
 
+#[path = "../../../harness/src/jwt.rs"]
 pub mod keys;
 
 use super::*;
@@ -371,6 +373,17 @@ fn a_verified_token_is_not_verified_again_until_it_expires() {
     late.now += 161_000;
     let step = Chain::new(list).on_request_headers(&mut late, 3);
     assert_eq!(status(&mut late, step), 401);
+    // cache_entries: 0 verifies every time.
+    let config = json!({"providers": {"p": provider_local(&[&rsa])}, "rules": [{"prefix": "/", "providers": ["p"]}], "cache_entries": 0});
+    let list = instances(config);
+    for id in 0..2 {
+        let mut mock = get("/", &[("authorization", &bearer(&token))]);
+        assert_eq!(
+            Chain::new(list.clone()).on_request_headers(&mut mock, id),
+            Step::Continue
+        );
+        assert!(verified(&mock), "request {id}");
+    }
 }
 
 fn remote_config() -> Value {

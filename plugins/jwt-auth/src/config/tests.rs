@@ -4,30 +4,43 @@
 use super::*;
 use serde_json::json;
 
-const JWKS: &str = r#"{"keys": [{"kty": "oct", "kid": "s", "k": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}"#;
+const JWKS: &str =
+    r#"{"keys": [{"kty": "oct", "kid": "s", "k": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}"#;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::from_value(&common::config::parse_json(text.as_bytes())?)
 }
 
 fn with_provider(provider: &str) -> String {
-    format!(r#"{{"providers": {{"p": {provider}}}, "rules": [{{"prefix": "/", "providers": ["p"]}}]}}"#)
+    format!(
+        r#"{{"providers": {{"p": {provider}}}, "rules": [{{"prefix": "/", "providers": ["p"]}}]}}"#
+    )
 }
 
 #[test]
 fn defaults_and_derived_parts() {
-    let config = parse(&with_provider(&format!(r#"{{"issuer": "https://i", "local_jwks": {JWKS}}}"#))).unwrap();
+    let config = parse(&with_provider(&format!(
+        r#"{{"issuer": "https://i", "local_jwks": {JWKS}}}"#
+    )))
+    .unwrap();
     let p = &config.providers[0];
     assert!(p.audiences.is_empty());
     assert!(!p.forward && !p.require_expiration);
     assert_eq!(p.clock_skew_s, 60);
     assert_eq!(
         config.locations,
-        [Location::Header { name: "authorization".into(), prefix: "Bearer ".into() }]
+        [Location::Header {
+            name: "authorization".into(),
+            prefix: "Bearer ".into()
+        }]
     );
     assert_eq!(config.challenge_missing, "Bearer realm=\"jwt\"");
-    assert_eq!(config.challenge_invalid, "Bearer realm=\"jwt\", error=\"invalid_token\"");
+    assert_eq!(
+        config.challenge_invalid,
+        "Bearer realm=\"jwt\", error=\"invalid_token\""
+    );
     assert!(config.rules[0].methods.is_empty());
+    assert_eq!(config.cache_entries, 1024);
 
     let doc = json!({
         "providers": {
@@ -55,8 +68,13 @@ fn defaults_and_derived_parts() {
     assert_eq!(config.locations.len(), 3);
     assert_eq!(config.providers[0].locations, 0b111);
     assert_eq!(config.providers[1].locations, 0b001);
-    let Keys::Remote(remote) = &config.providers[0].keys else { panic!() };
-    assert_eq!(remote.authority, "www.googleapis.com", "from the Istio cluster name");
+    let Keys::Remote(remote) = &config.providers[0].keys else {
+        panic!()
+    };
+    assert_eq!(
+        remote.authority, "www.googleapis.com",
+        "from the Istio cluster name"
+    );
     assert_eq!((remote.timeout_ms, remote.cache_ttl_ms), (1000, 600_000));
     assert_eq!(config.claim_headers, ["x-user-id", "x-ab"]);
     assert_eq!(config.providers[0].claim_to_headers[1].0, ["a", "b"]);
@@ -68,7 +86,11 @@ fn defaults_and_derived_parts() {
 
 #[test]
 fn bad_fields_are_named() {
-    let local = |extra: &str| with_provider(&format!(r#"{{"issuer": "https://i", "local_jwks": {JWKS}{extra}}}"#));
+    let local = |extra: &str| {
+        with_provider(&format!(
+            r#"{{"issuer": "https://i", "local_jwks": {JWKS}{extra}}}"#
+        ))
+    };
     let cases: Vec<(String, &str)> = vec![
         ("[]".into(), "expected an object, got a list"),
         (r#"{"rules": []}"#.into(), "providers: is required"),
@@ -100,6 +122,7 @@ fn bad_fields_are_named() {
         (r#"{"providers": {"p": {"issuer": "i", "remote_jwks": {"cluster": "c", "path": "/"}}}, "rules": [{"providers": []}]}"#.into(), "rules[0]: exactly one of prefix, exact, suffix is required"),
         (r#"{"providers": {"p": {"issuer": "i", "remote_jwks": {"cluster": "c", "path": "/"}}}, "rules": [{"prefix": "/", "request_methods": [], "providers": []}]}"#.into(), "rules[0].request_methods: must list at least one method (leave it out for all)"),
         (r#"{"providers": {"p": {"issuer": "i", "remote_jwks": {"cluster": "c", "path": "/"}}, "q": {"issuer": "i", "remote_jwks": {"cluster": "c", "path": "/"}}}, "rules": [{"prefix": "/", "providers": []}]}"#.into(), "providers.q.issuer: provider 'p' has the same issuer: a token's issuer picks its provider"),
+        (r#"{"providers": {"p": {"issuer": "i", "remote_jwks": {"cluster": "c", "path": "/"}}}, "rules": [{"prefix": "/", "providers": []}], "cache_entries": -1}"#.into(), "cache_entries: must be 0..=65536, got -1"),
         (r#"{"providers": {"p": {"issuer": "i", "remote_jwks": {"cluster": "c", "path": "/"}}}, "rules": [{"prefix": "/", "providers": []}], "realm": "a\"b"}"#.into(), "realm: must not contain quotes, backslashes or control characters"),
     ];
     for (text, expected) in cases {

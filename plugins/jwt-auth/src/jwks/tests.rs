@@ -40,22 +40,82 @@ fn bad_keys_are_named_and_secrets_never_quoted() {
     let cases: Vec<(Value, bool, &str)> = vec![
         (json!([]), true, "expected an object, got a list"),
         (json!({}), true, "keys: is required"),
-        (json!({"keys": {}}), true, "keys: expected a list, got an object"),
-        (json!({"keys": [1]}), true, "keys[0]: expected an object, got a number"),
+        (
+            json!({"keys": {}}),
+            true,
+            "keys: expected a list, got an object",
+        ),
+        (
+            json!({"keys": [1]}),
+            true,
+            "keys[0]: expected an object, got a number",
+        ),
         (json!({"keys": [{}]}), true, "keys[0].kty: is required"),
-        (json!({"keys": [{"kty": 1}]}), true, "keys[0].kty: expected a string, got a number"),
-        (json!({"keys": [{"kty": "RSA", "n": "AQAB"}]}), true, "keys[0].e: is required"),
-        (json!({"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}]}), true, "keys[0].n: is not base64url"),
-        (json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}), true, "keys[0].n: RSA modulus of 17 bits; 2048 to 8192 are accepted"),
-        (json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": P256_Y}]}), true, "keys[0].x: must be 32 bytes, got 1"),
-        (json!({"keys": [{"kty": "EC", "crv": "P-256", "x": P256_Y, "y": P256_Y}]}), true, "keys[0].crv: x and y are not a point on P-256"),
-        (json!({"keys": [{"kty": "EC", "x": P256_X, "y": P256_Y}]}), true, "keys[0].crv: is required"),
-        (json!({"keys": [{"kty": "EC", "crv": "P-256", "x": P256_X, "y": P256_Y, "alg": "RS256"}]}), true, "keys[0].alg: RS256 does not fit a EC P-256 key"),
-        (json!({"keys": [{"kty": "EC", "crv": "P-256", "x": P256_X, "y": P256_Y, "alg": "none"}]}), true, "keys[0].alg: alg 'none' (an unsigned token) is never accepted"),
-        (json!({"keys": [{"kty": "oct", "k": secret}]}), true, "keys[0].k: an HMAC secret must be at least 32 bytes"),
-        (json!({"keys": [{"kty": "oct", "k": secret}]}), false, "keys[0].kty: oct (HMAC secret) keys are accepted only in local_jwks"),
-        (json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "a"}, {"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "a"}]}), true, "keys[1]: kid 'a' appears twice in the set"),
-        (json!({"keys": vec![json!({"kty": "weird"}); MAX_KEYS + 1]}), true, "keys: at most 64 items, got 65"),
+        (
+            json!({"keys": [{"kty": 1}]}),
+            true,
+            "keys[0].kty: expected a string, got a number",
+        ),
+        (
+            json!({"keys": [{"kty": "RSA", "n": "AQAB"}]}),
+            true,
+            "keys[0].e: is required",
+        ),
+        (
+            json!({"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}]}),
+            true,
+            "keys[0].n: is not base64url",
+        ),
+        (
+            json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}),
+            true,
+            "keys[0].n: RSA modulus of 17 bits; 2048 to 8192 are accepted",
+        ),
+        (
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": P256_Y}]}),
+            true,
+            "keys[0].x: must be 32 bytes, got 1",
+        ),
+        (
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": P256_Y, "y": P256_Y}]}),
+            true,
+            "keys[0].crv: x and y are not a point on P-256",
+        ),
+        (
+            json!({"keys": [{"kty": "EC", "x": P256_X, "y": P256_Y}]}),
+            true,
+            "keys[0].crv: is required",
+        ),
+        (
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": P256_X, "y": P256_Y, "alg": "RS256"}]}),
+            true,
+            "keys[0].alg: RS256 does not fit a EC P-256 key",
+        ),
+        (
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": P256_X, "y": P256_Y, "alg": "none"}]}),
+            true,
+            "keys[0].alg: alg 'none' (an unsigned token) is never accepted",
+        ),
+        (
+            json!({"keys": [{"kty": "oct", "k": secret}]}),
+            true,
+            "keys[0].k: an HMAC secret must be at least 32 bytes",
+        ),
+        (
+            json!({"keys": [{"kty": "oct", "k": secret}]}),
+            false,
+            "keys[0].kty: oct (HMAC secret) keys are accepted only in local_jwks",
+        ),
+        (
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "a"}, {"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "a"}]}),
+            true,
+            "keys[1]: kid 'a' appears twice in the set",
+        ),
+        (
+            json!({"keys": vec![json!({"kty": "weird"}); MAX_KEYS + 1]}),
+            true,
+            "keys: at most 64 items, got 65",
+        ),
     ];
     for (doc, secrets, expected) in cases {
         let error = match parse_doc(doc.clone(), secrets) {

@@ -5,7 +5,8 @@ use crate::config::Config;
 use serde_json::json;
 
 fn config() -> Config {
-    let jwks = json!({"keys": [{"kty": "oct", "k": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]});
+    let jwks =
+        json!({"keys": [{"kty": "oct", "k": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]});
     Config::from_value(&json!({
         "providers": {
             "a": {"issuer": "a", "local_jwks": jwks, "claim_to_headers": [{"claim": "sub", "header": "x-sub"}]},
@@ -27,7 +28,12 @@ fn tokens_are_found_in_each_place() {
     let all = 0b11;
     let cases: Vec<(&str, Vec<(&str, &str)>, u32, Option<&str>)> = vec![
         ("/", vec![("authorization", "Bearer abc")], all, Some("abc")),
-        ("/", vec![("authorization", "bearer   abc  ")], all, Some("abc")),
+        (
+            "/",
+            vec![("authorization", "bearer   abc  ")],
+            all,
+            Some("abc"),
+        ),
         ("/", vec![("authorization", "Basic abc")], all, None),
         ("/", vec![("authorization", "Bearer ")], all, None),
         ("/", vec![("authorization", "JWT xyz")], 0b10, Some("xyz")),
@@ -37,17 +43,34 @@ fn tokens_are_found_in_each_place() {
         ("/p?a=1&t=q1&b", vec![], 0b10, Some("q1")),
         ("/p?t=", vec![], 0b10, None),
         ("/p?tt=1#t=2", vec![], 0b10, None),
-        ("/", vec![("cookie", "a=1; jwt=c1"), ("cookie", "b=2")], 0b10, Some("c1")),
-        ("/", vec![("cookie", "a=1"), ("cookie", "jwt = c2 ")], 0b10, Some("c2")),
+        (
+            "/",
+            vec![("cookie", "a=1; jwt=c1"), ("cookie", "b=2")],
+            0b10,
+            Some("c1"),
+        ),
+        (
+            "/",
+            vec![("cookie", "a=1"), ("cookie", "jwt = c2 ")],
+            0b10,
+            Some("c2"),
+        ),
         ("/", vec![("cookie", "notjwt=c3")], 0b10, None),
         // The first place in config order wins: a's header before b's places.
-        ("/p?t=q1", vec![("authorization", "Bearer first")], all, Some("first")),
+        (
+            "/p?t=q1",
+            vec![("authorization", "Bearer first")],
+            all,
+            Some("first"),
+        ),
     ];
     for (path, headers, allowed, expected) in cases {
-        let mut pairs: Vec<(&[u8], &[u8])> = vec![(b":method", b"GET"), (b":path", path.as_bytes())];
+        let mut pairs: Vec<(&[u8], &[u8])> =
+            vec![(b":method", b"GET"), (b":path", path.as_bytes())];
         pairs.extend(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
         let request = Request::read(&config, pairs);
-        let found = find_token(&config, &request, allowed).map(|(_, t)| String::from_utf8_lossy(t).into_owned());
+        let found = find_token(&config, &request, allowed)
+            .map(|(_, t)| String::from_utf8_lossy(t).into_owned());
         assert_eq!(found.as_deref(), expected, "{path} {headers:?} {allowed:b}");
     }
 }
@@ -62,10 +85,16 @@ fn tokens_are_taken_out_of_paths_and_cookies() {
         ("/x?&t", "/x"),
     ];
     for (path, expected) in cases {
-        assert_eq!(String::from_utf8(path_without_param(path.as_bytes(), "t")).unwrap(), expected);
+        assert_eq!(
+            String::from_utf8(path_without_param(path.as_bytes(), "t")).unwrap(),
+            expected
+        );
     }
     let cookies: [&[u8]; 2] = [b"a=1; jwt=x", b"jwt=y;b=2"];
-    assert_eq!(cookies_without(&cookies, "jwt").as_deref(), Some(&b"a=1; b=2"[..]));
+    assert_eq!(
+        cookies_without(&cookies, "jwt").as_deref(),
+        Some(&b"a=1; b=2"[..])
+    );
     assert_eq!(cookies_without(&[b"jwt=x"], "jwt"), None);
 }
 
@@ -85,11 +114,20 @@ fn the_first_matching_rule_decides_for_each_method() {
         ("GET", &["post"], "/open", Decision::Pass),
         ("GET", &[], "/a/../b/x", check(0b10, true)),
         ("GET", &[], "/%62/x", check(0b10, true)),
-        ("GET", &[], "/b%2fx", Decision::BadPath(common::path::PathError::EncodedSlash)),
+        (
+            "GET",
+            &[],
+            "/b%2fx",
+            Decision::BadPath(common::path::PathError::EncodedSlash),
+        ),
     ];
     for (method, overrides, path, expected) in cases {
         let overrides: Vec<&[u8]> = overrides.iter().map(|o| o.as_bytes()).collect();
-        assert_eq!(decide(&config, method.as_bytes(), &overrides, path.as_bytes()), expected, "{method} {overrides:?} {path}");
+        assert_eq!(
+            decide(&config, method.as_bytes(), &overrides, path.as_bytes()),
+            expected,
+            "{method} {overrides:?} {path}"
+        );
     }
 }
 
