@@ -14,12 +14,15 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Signs a token's `header.payload`.
+type Sign = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
 /// A key that signs tokens, and its public JWK.
 pub struct Signer {
     pub kid: String,
     pub alg: &'static str,
     pub jwk: Value,
-    sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+    sign: Sign,
 }
 
 fn rsa_key() -> &'static rsa::RsaPrivateKey {

@@ -26,7 +26,8 @@ fn config() -> Config {
 fn tokens_are_found_in_each_place() {
     let config = config();
     let all = 0b11;
-    let cases: Vec<(&str, Vec<(&str, &str)>, u32, Option<&str>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u32, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         ("/", vec![("authorization", "Bearer abc")], all, Some("abc")),
         (
             "/",
