@@ -65,7 +65,29 @@ macro_rules! export_plugin {
     };
 }
 
-impl Context for Root {}
+/// The root wakes the streams others woke, on a tick asked for only then, and
+/// passes the answers to their calls on.
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        let routed = ROUTED.with(|r| {
+            let mut r = r.try_borrow_mut().ok()?;
+            let at = r.iter().position(|(t, _)| *t == token)?;
+            Some(r.swap_remove(at).1)
+        });
+        let Some(id) = routed else { return };
+        if let Some(chain) = sleeper(id) {
+            let call = CallResponse {
+                token,
+                headers,
+                body_size,
+            };
+            in_context(id, &chain, |chain, host| {
+                chain.on_call_response(host, id, call)
+            });
+        }
+        schedule_wakes();
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -93,6 +115,12 @@ impl RootContext for Root {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+
+    fn on_tick(&mut self) {
+        host::set_tick_period_ms(0);
+        wake_sleepers();
+        schedule_wakes();
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -148,8 +176,12 @@ enum Held {
 }
 
 thread_local! {
-    /// The streams of this VM waiting to be woken, by context id.
+    /// The streams of this VM waiting to be woken, or for a call they made while
+    /// woken, by context id.
     static SLEEPERS: RefCell<Sleepers> = const { RefCell::new(Sleepers(Vec::new())) };
+    /// Calls made by woken streams, as (token, stream id): their answers come to
+    /// the root context (see [`Root::on_tick`]).
+    static ROUTED: RefCell<Vec<(u32, u32)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The waiting streams, by context id. A list: they are few (one provider's
@@ -172,7 +204,22 @@ impl Sleepers {
     }
 }
 
-/// The most wakes handled after one callback (each may ask for more).
+fn sleeper(id: u32) -> Option<Rc<RefCell<Chain>>> {
+    SLEEPERS
+        .with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.remove(&id)))
+        .and_then(|weak| weak.upgrade())
+}
+
+fn keep_sleeping(id: u32, chain: &Rc<RefCell<Chain>>) {
+    SLEEPERS.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.insert(id, Rc::downgrade(chain));
+        }
+    });
+}
+
+/// The most wakes handled in one tick, and routed calls kept (each bounded by
+/// the streams that wait).
 const MAX_WAKES: usize = 4096;
 
 impl Stream {
@@ -193,21 +240,56 @@ impl Stream {
                 Held::Shared(chain) => chain,
                 Held::Gone => return step,
             };
-            SLEEPERS.with(|s| {
-                if let Ok(mut s) = s.try_borrow_mut() {
-                    s.insert(self.id, Rc::downgrade(&shared));
-                }
-            });
+            keep_sleeping(self.id, &shared);
             self.chain = Held::Shared(shared);
         }
+        schedule_wakes();
         step
     }
 }
 
-/// Wakes the streams `plugin::wake` named, each in its own context, then makes
-/// `current` (the stream whose callback this is, if it lives) the effective
-/// context again.
-fn wake_sleepers(current: Option<u32>) {
+/// Streams to wake are woken from the root context's next tick, not inside the
+/// callback that woke them: a woken stream may go on into an instance that
+/// makes a call, and the SDK sends a call's answer to the context whose callback
+/// made it. Made from the root's tick, it comes to the root, which passes it on
+/// (a stream's own callback would lose it when that stream ends first).
+fn schedule_wakes() {
+    if crate::plugin::wakes_pending() {
+        host::set_tick_period_ms(1);
+    }
+}
+
+/// Runs a woken (or routed-to) stream's chain in its own context; a chain that
+/// waits again stays where the next wake or answer finds it.
+fn in_context(
+    id: u32,
+    chain: &Rc<RefCell<Chain>>,
+    f: impl FnOnce(&mut Chain, &mut EnvoyHost) -> Step,
+) {
+    if !host::set_effective_context(id) {
+        return;
+    }
+    let mut host = EnvoyHost {
+        awaiting: false,
+        woken: Some(id),
+    };
+    let (step, waiting) = match chain.try_borrow_mut() {
+        Ok(mut chain) => {
+            let step = f(&mut chain, &mut host);
+            (step, chain.waiting())
+        }
+        Err(_) => return,
+    };
+    if step != Step::Continue && waiting {
+        keep_sleeping(id, chain);
+    }
+    if step == Step::Continue {
+        host::resume_request();
+    }
+}
+
+/// Wakes the streams `plugin::wake` named, each in its own context.
+fn wake_sleepers() {
     let mut woken = 0;
     loop {
         let ids = crate::plugin::take_wakes();
@@ -216,37 +298,15 @@ fn wake_sleepers(current: Option<u32>) {
         }
         for id in ids {
             woken += 1;
-            let sleeper = SLEEPERS
-                .with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.remove(&id)))
-                .and_then(|weak| weak.upgrade());
-            let Some(chain) = sleeper else { continue };
-            if !host::set_effective_context(id) {
-                continue;
-            }
-            let mut host = EnvoyHost::default();
-            let step = match chain.try_borrow_mut() {
-                Ok(mut chain) => chain.on_wake(&mut host, id),
-                Err(_) => continue,
-            };
-            if host.awaiting && step != Step::Continue {
-                SLEEPERS.with(|s| {
-                    if let Ok(mut s) = s.try_borrow_mut() {
-                        s.insert(id, Rc::downgrade(&chain));
-                    }
-                });
-            }
-            if step == Step::Continue {
-                host::resume_request();
+            if let Some(chain) = sleeper(id) {
+                in_context(id, &chain, |chain, host| chain.on_wake(host, id));
             }
         }
-    }
-    if let Some(id) = current {
-        host::set_effective_context(id);
     }
 }
 
 /// A stream that goes away may leave others waiting on it (its state's `Drop`
-/// wakes them): they are woken now, as no later callback of its comes.
+/// wakes them): their wake is scheduled, as no later callback of its comes.
 impl Drop for Stream {
     fn drop(&mut self) {
         let id = self.id;
@@ -256,7 +316,7 @@ impl Drop for Stream {
             }
         });
         drop(std::mem::replace(&mut self.chain, Held::Gone));
-        wake_sleepers(None);
+        schedule_wakes();
     }
 }
 
@@ -280,7 +340,6 @@ impl Context for Stream {
         if self.run(|chain, host| chain.on_call_response(host, id, call)) == Step::Continue {
             host::resume_request();
         }
-        wake_sleepers(Some(id));
     }
 }
 
@@ -323,10 +382,12 @@ impl Stream {
 
 /// The proxy-wasm host, for the stream whose callback is running (the chain keeps
 /// the request headers it reads between edits); `awaiting` notes an instance's
-/// ask to be woken.
+/// ask to be woken; `woken` is the stream run from the root's tick, whose calls
+/// are answered to the root.
 #[derive(Default)]
 struct EnvoyHost {
     awaiting: bool,
+    woken: Option<u32>,
 }
 
 fn map_type(map: Map) -> MapType {
@@ -386,7 +447,18 @@ impl Host for EnvoyHost {
         headers: &[(&str, &str)],
         timeout_ms: u64,
     ) -> Result<u32, DispatchError> {
-        host::dispatch(cluster, headers, timeout_ms)
+        let token = host::dispatch(cluster, headers, timeout_ms)?;
+        if let Some(id) = self.woken {
+            ROUTED.with(|r| {
+                if let Ok(mut r) = r.try_borrow_mut() {
+                    if r.len() >= MAX_WAKES {
+                        r.remove(0);
+                    }
+                    r.push((token, id));
+                }
+            });
+        }
+        Ok(token)
     }
 
     fn await_wake(&mut self) {

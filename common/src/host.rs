@@ -107,6 +107,7 @@ extern "C" {
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     fn proxy_continue_stream(stream_type: StreamType) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: BufferType,
         start: usize,
@@ -219,6 +220,10 @@ mod native {
         UNIMPLEMENTED
     }
 
+    pub unsafe extern "C" fn proxy_set_tick_period_milliseconds(_period: u32) -> u32 {
+        UNIMPLEMENTED
+    }
+
     pub unsafe extern "C" fn proxy_continue_stream(_stream_type: StreamType) -> u32 {
         UNIMPLEMENTED
     }
@@ -326,6 +331,13 @@ pub fn now_ms() -> u64 {
 pub fn set_effective_context(context_id: u32) -> bool {
     // SAFETY: no pointers.
     unsafe { proxy_set_effective_context(context_id) == OK }
+}
+
+/// Sets the tick period of the root context of the context whose callback runs
+/// (0 stops the ticks).
+pub fn set_tick_period_ms(period: u32) -> bool {
+    // SAFETY: no pointers.
+    unsafe { proxy_set_tick_period_milliseconds(period) == OK }
 }
 
 /// Lets a request held at its headers continue.

@@ -190,8 +190,9 @@ thread_local! {
     static WAKES: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Wakes stream `id` (one that asked with [`Host::await_wake`]) once the
-/// callback under way is done: the instance it waits in gets `on_wake`. Callable
+/// Wakes stream `id` (one that asked with [`Host::await_wake`]) soon after the
+/// callback under way (in the wasm adapter: from the root context's next tick,
+/// in the stream's own context): the instance it waits in gets `on_wake`. Callable
 /// without a host (from a stream state's `Drop`, when the stream that was to
 /// answer goes away).
 pub fn wake(id: u32) {
@@ -200,6 +201,11 @@ pub fn wake(id: u32) {
             w.push(id);
         }
     });
+}
+
+/// Whether [`wake`] named streams not yet taken.
+pub fn wakes_pending() -> bool {
+    WAKES.with(|w| w.try_borrow().is_ok_and(|w| !w.is_empty()))
 }
 
 /// The streams [`wake`] asked for since the last call, drained.

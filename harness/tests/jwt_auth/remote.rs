@@ -242,3 +242,51 @@ fn waiting_requests_are_answered_when_the_fetching_request_leaves() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(server.server.count(), 2);
 }
+
+/// Requests woken when the keys come go on through the rest of the filter: in
+/// the chain form, into dispatch-auth, whose call must be answered to them (the
+/// SDK answers a call to the context whose callback made it; a woken request's
+/// calls are made from the root's tick and passed on). Separate filters run the
+/// same requests through two filters.
+#[test]
+fn woken_requests_go_on_into_a_later_call() {
+    let key = Signer::ec256("k");
+    let body = jwks(&[&key]).to_string();
+    let server = jwks_server(body.clone());
+    server.set(200, body, Duration::from_millis(400));
+    let auth = Server::start(|_| Reply::with(200, &[("x-authz", "yes")], ""));
+    let envoy = Stack::new()
+        .cluster(static_cluster("keys", server.server.addr()))
+        .cluster(static_cluster("auth", auth.addr()))
+        .plugin(PLUGIN, json!({"providers": {"r": remote("keys", 3000, 600)}, "rules": [{"prefix": "/", "providers": ["r"]}]}))
+        .plugin("dispatch-auth", json!({"cluster": "auth", "allowed_upstream_headers": ["x-authz"], "timeout_ms": 3000}))
+        .start();
+    let (addr, protocol) = (envoy.addr(), Protocol::from_env());
+    let tokens: Vec<String> = (0..5)
+        .map(|i| {
+            let mut c = claims(ISS);
+            c["n"] = json!(i);
+            key.token(&c)
+        })
+        .collect();
+    let responses: Vec<Response> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tokens
+            .iter()
+            .map(|t| {
+                scope.spawn(move || {
+                    Request::get("/x")
+                        .header("authorization", &bearer(t))
+                        .send_over(protocol, addr)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for resp in &responses {
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(resp.echoed().header_value("x-authz"), Some("yes"));
+        assert_eq!(resp.echoed().header_value("x-user-id"), Some("user-1"));
+    }
+    assert_eq!(server.server.count(), 1, "one fetch");
+    assert_eq!(auth.count(), 5, "each request's own auth call");
+}
