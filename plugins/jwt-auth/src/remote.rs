@@ -5,7 +5,8 @@
 //!
 //! Proxy-wasm cannot cancel a call, and the SDK drops the answer to a call whose
 //! stream is gone: a fetch whose stream left is forgotten at once (the stream's
-//! state says so as it goes, see `flow`), and in any case at its deadline.
+//! state says so as it goes, see `Stream` in lib.rs), and in any case at its
+//! deadline.
 
 use crate::jwks::Key;
 use std::rc::Rc;
@@ -16,8 +17,9 @@ pub const REFETCH_AFTER_MS: u64 = 30_000;
 /// How long after its timeout a fetch still counts as under way: Envoy ends it on
 /// a timer of the same thread, so its answer may come a little after.
 pub const GRACE_MS: u64 = 50;
-/// The most streams waiting for one fetch; more are refused (fail closed).
-pub const MAX_WAITERS: usize = 4096;
+/// The most streams waiting for one fetch; more are refused (fail closed). Each
+/// keeps its token (up to 32 KiB) while it waits: 32 MiB at most.
+pub const MAX_WAITERS: usize = 1024;
 /// The largest JWKS body read (Google's is about 2 KB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// At most one fetch-failure warning per provider this often.
