@@ -202,20 +202,21 @@ pub fn on_request_headers(module: &Module, id: u32) -> Action {
     };
     let mut chain = Chain::new(instances);
     let step = chain.on_request_headers(&mut EnvoyHost { id }, id);
-    if chain.keeps() {
-        with_state(|state| state.streams.insert(id, chain));
-    }
+    keep_or_drop(id, chain);
+    run_wakes();
     action(step)
 }
 
 /// The response headers: the last callback a stream's instances need, so its
 /// state goes here.
 pub fn on_response_headers(id: u32) -> Action {
-    match with_state(|state| state.streams.remove(&id)).flatten() {
-        Some(mut chain) => action(chain.on_response_headers(&mut EnvoyHost { id }, id)),
+    let step = match with_state(|state| state.streams.remove(&id)).flatten() {
+        Some(mut chain) => chain.on_response_headers(&mut EnvoyHost { id }, id),
         // No instance that saw the request acts on responses.
-        None => Action::Continue,
-    }
+        None => return Action::Continue,
+    };
+    run_wakes();
+    action(step)
 }
 
 /// A call's answer, delivered to the root context (`_context_id`): it goes to the
@@ -238,11 +239,50 @@ pub fn on_http_call_response(_context_id: u32, token: u32, headers: usize, body_
         body_size,
     };
     let step = chain.on_call_response(&mut EnvoyHost { id }, id, call);
-    if chain.keeps() {
-        with_state(|state| state.streams.insert(id, chain));
-    }
+    keep_or_drop(id, chain);
     if step == Step::Continue {
         host::resume_request();
+    }
+    run_wakes();
+}
+
+/// Keeps a stream that has more to do; drops any other now, before the wakes
+/// its state's `Drop` may ask for are run.
+fn keep_or_drop(id: u32, chain: Chain) {
+    if chain.keeps() {
+        with_state(|state| state.streams.insert(id, chain));
+    } else {
+        drop(chain);
+    }
+}
+
+/// The most streams woken at the end of one callback: each wake is bounded by
+/// the streams that wait, this by any loop of wakes that would never end.
+const MAX_WAKES: usize = 4096;
+
+/// Runs the streams [`plugin::wake`](crate::plugin::wake) named during the
+/// callback that is ending, each in its own context: a waiting instance's
+/// `on_wake`, then the rest of its chain. A woken stream's own calls are routed
+/// to it like any other (their answers come to the root, by token). Called at the
+/// end of every callback that runs plugin code or drops a stream's state (whose
+/// `Drop` may wake the streams that waited on it).
+fn run_wakes() {
+    let mut woken = 0;
+    while crate::plugin::wakes_pending() && woken < MAX_WAKES {
+        for id in crate::plugin::take_wakes() {
+            woken += 1;
+            let Some(mut chain) = with_state(|state| state.streams.remove(&id)).flatten() else {
+                continue;
+            };
+            if !host::set_effective_context(id) {
+                continue;
+            }
+            let step = chain.on_wake(&mut EnvoyHost { id }, id);
+            keep_or_drop(id, chain);
+            if step == Step::Continue {
+                host::resume_request();
+            }
+        }
     }
 }
 
@@ -258,11 +298,16 @@ pub fn hold(id: u32) -> Action {
 }
 
 pub fn on_delete(id: u32) {
-    with_state(|state| {
-        if state.streams.remove(&id).is_none() {
+    // Dropped outside the state's borrow: a stream's state may wake others.
+    let gone = with_state(|state| {
+        let stream = state.streams.remove(&id);
+        if stream.is_none() {
             state.roots.retain(|r| r.id != id);
         }
+        stream
     });
+    drop(gone);
+    run_wakes();
 }
 
 /// A local reply or a wait holds the stream (after a local reply the filter must
@@ -343,6 +388,10 @@ impl Host for EnvoyHost {
         with_state(|state| state.calls.insert(token, id));
         Ok(token)
     }
+
+    /// Nothing to note: a stream whose instance waits (for its call, or to be
+    /// woken) is kept until its answer or its wake.
+    fn await_wake(&mut self) {}
 
     fn call_response_headers(&mut self) -> HeaderMap {
         host::read_map(MapType::HttpCallResponseHeaders)

@@ -1,10 +1,13 @@
 //! What at least two plugins share: reading JSON config with errors that name the
 //! field, the deny response, header-name and header-value rules, path rules, the
 //! plugin interface and the chain that runs instances, and (on wasm) the one
-//! adapter that carries a plugin's steps out through the host.
+//! adapter that carries a plugin's steps out through the host, and the
+//! bounded cache with a VM-secret keyed hash (dispatch-auth's decisions, jwt-auth's
+//! verified tokens).
 
 mod abi;
 pub mod adapter;
+pub mod cache;
 pub mod config;
 pub mod deny;
 mod export;

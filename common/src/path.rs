@@ -129,6 +129,20 @@ pub fn normalize(path: &[u8]) -> Result<Cow<'_, [u8]>, PathError> {
     Ok(Cow::Owned(out))
 }
 
+/// Headers through which frameworks (Rails, Laravel, Spring's HiddenHttpMethodFilter
+/// kin, ASP.NET) let a client replace the method. A rule covers a request whose
+/// method or any such override it lists, so `GET` + `X-HTTP-Method-Override: DELETE`
+/// cannot reach a DELETE handler that a rule protects.
+pub const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// How many override values are looked at; a request with more is odd, and the
+/// first few decide as well as any.
+pub const MAX_OVERRIDES: usize = 4;
+
 /// A request path in the two forms rules are matched against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestPath<'a> {

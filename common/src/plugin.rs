@@ -9,6 +9,7 @@ use crate::deny::DenyResponse;
 use crate::headers::HeaderMap;
 use serde_json::Value;
 use std::any::Any;
+use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
@@ -78,6 +79,10 @@ pub trait Host {
         headers: &[(&str, &str)],
         timeout_ms: u64,
     ) -> Result<u32, DispatchError>;
+    /// Asks that this stream be woken with [`wake`] by another stream (whose call
+    /// answered what this one waits for); the instance then returns
+    /// [`Step::Pause`], and its `on_wake` runs when woken.
+    fn await_wake(&mut self);
     /// The headers of the call response being delivered.
     fn call_response_headers(&mut self) -> HeaderMap;
     /// Up to `size` bytes of the body of the call response being delivered.
@@ -180,6 +185,45 @@ pub trait Plugin: 'static {
     ) -> Step {
         Step::Continue
     }
+
+    /// Another stream woke this one (see [`Host::await_wake`]) while it returned
+    /// [`Step::Pause`]. By default it keeps waiting: a plugin that never asks to
+    /// be woken waits for its own call.
+    fn on_wake(_config: &Self::Config, _stream: &mut Self::Stream, _cx: &mut Cx<'_>) -> Step {
+        Step::Pause
+    }
+}
+
+thread_local! {
+    /// Streams to wake once the callback under way is done.
+    static WAKES: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Wakes stream `id` (one that asked with [`Host::await_wake`]) once the
+/// callback under way is done (in the wasm adapter: at the end of that callback,
+/// in the stream's own context): the instance it waits in gets `on_wake`. Callable
+/// without a host (from a stream state's `Drop`, when the stream that was to
+/// answer goes away).
+pub fn wake(id: u32) {
+    WAKES.with(|w| {
+        if let Ok(mut w) = w.try_borrow_mut() {
+            w.push(id);
+        }
+    });
+}
+
+/// Whether [`wake`] named streams not yet taken.
+pub fn wakes_pending() -> bool {
+    WAKES.with(|w| w.try_borrow().is_ok_and(|w| !w.is_empty()))
+}
+
+/// The streams [`wake`] asked for since the last call, drained.
+pub fn take_wakes() -> Vec<u32> {
+    WAKES.with(|w| {
+        w.try_borrow_mut()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    })
 }
 
 /// A configured instance of some plugin, its type erased so that one chain can
@@ -194,6 +238,7 @@ pub trait Instance {
     fn on_request_headers(&self, stream: &mut dyn Any, cx: &mut Cx<'_>) -> Step;
     fn on_response_headers(&self, stream: &mut dyn Any, cx: &mut Cx<'_>) -> Step;
     fn on_call_response(&self, stream: &mut dyn Any, cx: &mut Cx<'_>, call: CallResponse) -> Step;
+    fn on_wake(&self, stream: &mut dyn Any, cx: &mut Cx<'_>) -> Step;
 }
 
 /// An instance of plugin `P` with its configuration.
@@ -264,6 +309,10 @@ impl<P: Plugin> Instance for Configured<P> {
         self.with(stream, cx, |config, stream, cx| {
             P::on_call_response(config, stream, cx, call)
         })
+    }
+
+    fn on_wake(&self, stream: &mut dyn Any, cx: &mut Cx<'_>) -> Step {
+        self.with(stream, cx, P::on_wake)
     }
 }
 
@@ -339,6 +388,25 @@ impl Chain {
     /// The answer to the waiting instance's call. `Continue` means the request
     /// may now go on (the caller resumes it); otherwise it stays held.
     pub fn on_call_response(&mut self, host: &mut dyn Host, id: u32, call: CallResponse) -> Step {
+        self.resume_waiting(host, id, |instance, stream, cx| {
+            instance.on_call_response(stream, cx, call)
+        })
+    }
+
+    /// Another stream woke this one: the waiting instance's `on_wake` runs, and
+    /// the answer means what [`Chain::on_call_response`]'s does.
+    pub fn on_wake(&mut self, host: &mut dyn Host, id: u32) -> Step {
+        self.resume_waiting(host, id, |instance, stream, cx| {
+            instance.on_wake(stream, cx)
+        })
+    }
+
+    fn resume_waiting(
+        &mut self,
+        host: &mut dyn Host,
+        id: u32,
+        f: impl FnOnce(&dyn Instance, &mut dyn Any, &mut Cx<'_>) -> Step,
+    ) -> Step {
         if self.state != State::Waiting {
             return Step::Pause;
         }
@@ -352,7 +420,7 @@ impl Chain {
             request: &mut self.request,
         };
         let mut cx = Cx::new(&mut cached, id, instance.label());
-        match instance.on_call_response(stream.as_mut(), &mut cx, call) {
+        match f(instance.as_ref(), stream.as_mut(), &mut cx) {
             Step::Continue => self.run_request(at + 1, host, id),
             Step::Pause => Step::Pause,
             Step::Stop => {
@@ -498,6 +566,10 @@ impl Host for Cached<'_> {
         timeout_ms: u64,
     ) -> Result<u32, DispatchError> {
         self.host.dispatch(cluster, headers, timeout_ms)
+    }
+
+    fn await_wake(&mut self) {
+        self.host.await_wake();
     }
 
     fn call_response_headers(&mut self) -> HeaderMap {

@@ -9,6 +9,7 @@ pub mod configs;
 pub mod dispatch_auth;
 pub mod headers;
 pub mod json;
+pub mod jwt_auth;
 pub mod path;
 
 #[cfg(fuzzing)]
@@ -34,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("basic_auth_decide", basic_auth::decide),
     ("dispatch_auth_verdict", dispatch_auth::verdict),
     ("dispatch_auth_call", dispatch_auth::call),
+    ("jwt_auth_token", jwt_auth::token),
 ];
 
 /// The body of a target's binary: libFuzzer's entry point under `--cfg fuzzing`,

@@ -110,6 +110,10 @@ pub const PLUGINS: &[Plugin] = &[
             Ok(Checked::auth_cluster(config.cluster))
         },
     },
+    Plugin {
+        name: "jwt-auth",
+        check: |c| jwt_auth(&jwt_auth::config::Config::from_value(c)?),
+    },
 ];
 
 /// The plugin called `name`, if xtask knows it.
@@ -143,6 +147,16 @@ fn header_authorization(
 ) -> Result<Checked, ConfigError> {
     let value = config.values.into_iter().next().unwrap_or_default();
     Ok(Checked::gate(vec![(config.header, value)]))
+}
+
+/// jwt-auth guards `GET /` when a rule needs a token there; no header gets a
+/// request past it that xtask could write (a token needs the issuer's key), so
+/// the curl commands stop at its 401.
+fn jwt_auth(config: &jwt_auth::config::Config) -> Result<Checked, ConfigError> {
+    match jwt_auth::request::decide(config, b"GET", &[], b"/") {
+        jwt_auth::request::Decision::Check { required: true, .. } => Ok(Checked::gate(vec![])),
+        _ => Ok(Checked::passive()),
+    }
 }
 
 /// basic-auth guards `GET /` (what the curl commands ask for) only when one of its
@@ -217,6 +231,24 @@ mod tests {
         assert_eq!(check(&hashed).unwrap(), Checked::gate(vec![]));
         let err = check(&json!({"basic_auth_rules": []})).unwrap_err();
         assert!(err.to_string().starts_with("basic_auth_rules"), "{err}");
+    }
+
+    #[test]
+    fn jwt_auth_gates_only_what_its_rules_cover() {
+        let check = find("jwt-auth").unwrap().check;
+        let config = |prefix: &str| {
+            json!({
+                "providers": {"a": {"issuer": "https://a", "remote_jwks": {"cluster": "outbound|443||a.example", "path": "/jwks"}}},
+                "rules": [{"prefix": prefix, "providers": ["a"]}],
+            })
+        };
+        assert_eq!(check(&config("/")).unwrap(), Checked::gate(vec![]));
+        assert_eq!(check(&config("/api")).unwrap(), Checked::passive());
+        let err = check(&json!({"providers": {}, "rules": []})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "providers: must name at least one provider"
+        );
     }
 
     #[test]

@@ -174,11 +174,12 @@ fn end_to_end_tests() -> Result<Vec<String>> {
 /// checks (files, swaps, processes) does not depend on the client's protocol. Not
 /// `crash_policy`: it pins what Envoy does with a dead VM, not what a plugin does
 /// with a request, and keeps two cores busy for 25 s (1 GiB leaks) per pass.
-const HTTP2_PASS: [&str; 5] = [
+const HTTP2_PASS: [&str; 6] = [
     "header_authorization",
     "basic_auth",
     "response_headers",
     "dispatch_auth",
+    "jwt_auth",
     "protocols",
 ];
 
@@ -187,11 +188,12 @@ const HTTP2_PASS: [&str; 5] = [
 /// chain module, so each plugin test also checks that the chain does what
 /// separate filters do. (`chain`, in the first pass, compares the two forms
 /// directly.)
-const CHAIN_PASS: [&str; 4] = [
+const CHAIN_PASS: [&str; 5] = [
     "header_authorization",
     "basic_auth",
     "response_headers",
     "dispatch_auth",
+    "jwt_auth",
 ];
 
 /// Wall time per phase, so a CI log shows where the time goes.

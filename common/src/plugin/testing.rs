@@ -28,6 +28,8 @@ pub struct Mock {
     pub refuse_edits: bool,
     /// Drop log lines below warn, as a host logging at info would.
     pub quiet: bool,
+    /// The stream asked to be woken (`await_wake`).
+    pub awaiting: bool,
     pub effects: Vec<Effect>,
     tokens: u32,
     reads: usize,
@@ -180,6 +182,10 @@ impl Host for Mock {
             .push(Effect::Dispatch(cluster.into(), headers, timeout_ms));
         self.tokens += 1;
         Ok(self.tokens)
+    }
+
+    fn await_wake(&mut self) {
+        self.awaiting = true;
     }
 
     fn call_response_headers(&mut self) -> HeaderMap {

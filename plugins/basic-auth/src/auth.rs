@@ -19,19 +19,8 @@ pub enum Decision<'c> {
     BadPath(PathError),
 }
 
-/// Headers through which frameworks (Rails, Laravel, Spring's HiddenHttpMethodFilter
-/// kin, ASP.NET) let a client replace the method. A rule covers a request whose
-/// method or any such override it lists, so `GET` + `X-HTTP-Method-Override: DELETE`
-/// cannot reach a DELETE handler that a rule protects.
-pub const METHOD_OVERRIDES: [&str; 3] = [
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-];
-
-/// How many override values are looked at; a request with more is odd, and the
-/// first few decide as well as any.
-pub const MAX_OVERRIDES: usize = 4;
+/// The method-override headers a rule also covers (shared with jwt-auth).
+pub use common::path::{MAX_OVERRIDES, METHOD_OVERRIDES};
 
 /// Why a request was refused. The names are safe to log: none carries any part of
 /// what the client sent.

@@ -20,7 +20,7 @@ fn make<P: Plugin>(label: &str, doc: &Value) -> Result<Box<dyn Instance>, Config
 }
 
 /// The plugins a chain runs, by the name a gateway file and the `plugin` field use.
-pub const PLUGINS: [(&str, Make); 4] = [
+pub const PLUGINS: [(&str, Make); 5] = [
     (
         header_authorization::HeaderAuthorization::NAME,
         make::<header_authorization::HeaderAuthorization>,
@@ -34,6 +34,7 @@ pub const PLUGINS: [(&str, Make); 4] = [
         dispatch_auth::DispatchAuth::NAME,
         make::<dispatch_auth::DispatchAuth>,
     ),
+    (jwt_auth::JwtAuth::NAME, make::<jwt_auth::JwtAuth>),
 ];
 
 /// One instance as configured.
@@ -198,7 +199,7 @@ mod tests {
             (json!({"chain": [{"name": "x"}]}), "chain[0].plugin: is required"),
             (
                 json!({"chain": [{"plugin": "nope"}]}),
-                "chain[0].plugin: unknown plugin 'nope' (known: header-authorization, basic-auth, response-headers, dispatch-auth)",
+                "chain[0].plugin: unknown plugin 'nope' (known: header-authorization, basic-auth, response-headers, dispatch-auth, jwt-auth)",
             ),
             (
                 json!({"chain": [{"plugin": "header-authorization", "name": "A b"}]}),

@@ -6,8 +6,8 @@
 use crate::cache::Key;
 use crate::config::{CallPath, Config, FAILURE_MODE_HEADER};
 use common::headers::is_spelling_of;
-use siphasher::sip128::{Hasher128, SipHasher24};
-use std::hash::{BuildHasher, Hasher, RandomState};
+use siphasher::sip128::Hasher128;
+use std::hash::Hasher;
 
 /// What the plugin needs from the request headers, read in one pass.
 #[derive(Debug, Default)]
@@ -146,15 +146,6 @@ pub fn headers<'a>(
     Ok(out)
 }
 
-thread_local! {
-    /// This VM's secret for cache keys: 128 bits drawn from std's RandomState,
-    /// which the host seeds from its randomness (WASI `random_get`).
-    static SECRET: (u64, u64) = {
-        let random = RandomState::new();
-        (random.hash_one(1u8), random.hash_one(2u8))
-    };
-}
-
 /// The cache key: method, authority, path and every occurrence of the key
 /// headers, each length-prefixed so no two different requests share an input,
 /// under SipHash-2-4 with a 128-bit output and this VM's secret key. A client
@@ -165,8 +156,7 @@ thread_local! {
 /// The authority is part of the key: one gateway serves many hosts, and the auth
 /// service sees the host (`x-forwarded-host`) when it decides.
 pub fn key(request: &Request<'_>) -> Key {
-    let (k0, k1) = SECRET.with(|secret| *secret);
-    let mut hash = SipHasher24::new_with_keys(k0, k1);
+    let mut hash = common::cache::hasher();
     let mut field = |bytes: &[u8]| {
         hash.write(&(bytes.len() as u64).to_le_bytes());
         hash.write(bytes);

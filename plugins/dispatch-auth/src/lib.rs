@@ -5,7 +5,8 @@
 //! in `flow`, over its own small `Host` trait, which [`FlowHost`] carries onto
 //! the stream's host.
 
-pub mod cache;
+/// The decision cache lives in `common` (jwt-auth's verified tokens use it too).
+pub use common::cache;
 pub mod call;
 pub mod config;
 pub mod flow;

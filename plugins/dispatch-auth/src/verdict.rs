@@ -7,7 +7,6 @@ use crate::cache::{heap, Weight};
 use crate::config::Config;
 use common::deny::must_not_have_body;
 use std::fmt;
-use std::rc::Rc;
 
 /// A decision the auth service made; the only thing the cache stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,11 +53,11 @@ impl Verdict {
     }
 }
 
-/// A cached verdict costs its `Rc` box (two counts and the verdict) and what the
-/// verdict holds.
-impl Weight for Rc<Verdict> {
+/// A cached verdict (in an `Rc`, see `common::cache`'s `Weight for Rc<T>`) costs
+/// what it holds.
+impl Weight for Verdict {
     fn weight(&self) -> usize {
-        heap::<(usize, usize, Verdict)>(1) + self.heap_bytes()
+        self.heap_bytes()
     }
 }
 
@@ -390,6 +389,7 @@ mod tests {
     #[test]
     fn weights_count_every_allocation() {
         use crate::cache::ALLOC_OVERHEAD;
+        use std::rc::Rc;
         let rc_box = std::mem::size_of::<(usize, usize, Verdict)>() + ALLOC_OVERHEAD;
         let pair = std::mem::size_of::<(String, Vec<u8>)>();
         let deny = Rc::new(Verdict::Deny {

@@ -1,6 +1,7 @@
 //! The cases of `cargo xtask bench`: no filter, the empty wasm filter once and six
-//! times, each plugin beside the native Envoy filter that does its job, the four
-//! plugins stacked, and the example ingress gateway (in `ingress.rs`).
+//! times, each plugin beside the native Envoy filter that does its job (jwt-auth
+//! beside `jwt_authn`, with keys and tokens made for the run), the four plugins
+//! stacked, and the example ingress gateway (in `ingress.rs`).
 
 use super::{empty_filter, idle_filter, ingress, Case, Filter};
 use crate::util::Result;
@@ -106,11 +107,83 @@ pub fn cases(demo: SocketAddr) -> Result<(Vec<Case>, Vec<String>)> {
         .headers(&[("authorization", "Bearer demo")]),
         Case::new("  native ext_authz", vec![Native(ext_authz)])
             .headers(&[("authorization", "Bearer demo")]),
-        Case::new("all four plugins stacked", stacked()).headers(STACKED_HEADERS),
     ];
+    cases.extend(jwt_cases());
+    cases.push(Case::new("all four plugins stacked", stacked()).headers(STACKED_HEADERS));
     let (gateway_cases, skipped) = ingress::cases(demo)?;
     cases.extend(gateway_cases);
     Ok((cases, skipped))
+}
+
+/// jwt-auth and Envoy's native `jwt_authn`, for an RS256 and an ES256 token,
+/// each verified on every request (jwt-auth's `cache_entries: 0`, jwt_authn
+/// without `jwt_cache_config`) and from their caches of verified tokens. Both
+/// read the same keys from their config, and copy `sub` to `x-user-id`.
+fn jwt_cases() -> Vec<Case> {
+    use harness::jwt::Signer;
+    use Filter::{Native, Plugin};
+    const ISSUER: &str = "https://issuer.bench";
+    let rsa = Signer::rsa("bench-rsa", "RS256");
+    let ec = Signer::ec256("bench-ec");
+    let jwks = json!({"keys": [rsa.jwk, ec.jwk]});
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 86_400;
+    let claims = json!({"iss": ISSUER, "aud": "bench", "sub": "user-1", "exp": exp});
+    let plugin = |cache_entries: u32| {
+        json!({
+            "providers": {"bench": {
+                "issuer": ISSUER, "audiences": ["bench"], "local_jwks": jwks,
+                "claim_to_headers": [{"claim": "sub", "header": "x-user-id"}],
+            }},
+            "rules": [{"prefix": "/", "providers": ["bench"]}],
+            "cache_entries": cache_entries,
+        })
+    };
+    let native = |cached: bool| {
+        let mut provider = json!({
+            "issuer": ISSUER, "audiences": ["bench"],
+            "local_jwks": {"inline_string": jwks.to_string()},
+            "claim_to_headers": [{"header_name": "x-user-id", "claim_name": "sub"}],
+        });
+        if cached {
+            provider["jwt_cache_config"] = json!({"jwt_cache_size": 1024});
+        }
+        Native(json!({
+            "name": "envoy.filters.http.jwt_authn",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": {"bench": provider},
+                "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}],
+            }
+        }))
+    };
+    let mut cases = Vec::new();
+    for signer in [&rsa, &ec] {
+        let auth = format!("Bearer {}", signer.token(&claims));
+        let headers = [("authorization", auth.as_str())];
+        let alg = signer.alg;
+        cases.extend([
+            Case::new(
+                &format!("jwt-auth {alg} (verify each request)"),
+                vec![Plugin("jwt-auth", plugin(0))],
+            )
+            .headers(&headers),
+            Case::new(&format!("  native jwt_authn {alg}"), vec![native(false)]).headers(&headers),
+            Case::new(
+                &format!("jwt-auth {alg} (cached)"),
+                vec![Plugin("jwt-auth", plugin(1024))],
+            )
+            .headers(&headers),
+            Case::new(
+                &format!("  native jwt_authn {alg} (jwt_cache)"),
+                vec![native(true)],
+            )
+            .headers(&headers),
+        ]);
+    }
+    cases
 }
 
 /// The four plugins in one chain, as a gateway would run them; the soak runs the same.
