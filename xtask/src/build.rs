@@ -65,7 +65,13 @@ pub fn test_modules() -> Result<Vec<String>> {
 /// Builds `plugins` in one cargo invocation (so std is built once), then shrinks and
 /// copies each module to `target/dist`.
 pub fn build(plugins: &[String]) -> Result<Vec<Module>> {
-    let mut built = build_sets(&[(plugins, dist_dir())])?;
+    build_with_chain(plugins, None)
+}
+
+/// As [`build`], with the chain module (when `plugins` has it) holding only the
+/// plugins `chain` names, or every plugin when `None`.
+pub fn build_with_chain(plugins: &[String], chain: Option<&[String]>) -> Result<Vec<Module>> {
+    let mut built = build_sets(&[(plugins, dist_dir())], chain)?;
     Ok(built.pop().unwrap_or_default())
 }
 
@@ -77,20 +83,31 @@ pub const CHAIN: &str = "chain";
 /// that reads `dist` mistakes a test module for a plugin. Everything but the chain
 /// builds in one cargo invocation; the chain needs one of its own, because cargo
 /// unifies a crate's features across one invocation and the chain links the
-/// plugin crates without their `module` feature (their `_initialize`).
-pub fn build_sets(sets: &[(&[String], PathBuf)]) -> Result<Vec<Vec<Module>>> {
+/// plugin crates without their `module` feature (their entry points). `chain`
+/// names the plugins the chain module is built with (each a cargo feature of
+/// `plugins/chain`); `None` builds it with all of them.
+pub fn build_sets(
+    sets: &[(&[String], PathBuf)],
+    chain: Option<&[String]>,
+) -> Result<Vec<Vec<Module>>> {
     let toolchain = Toolchain::find()?;
     let names: Vec<&String> = sets.iter().flat_map(|(names, _)| names.iter()).collect();
-    let (chain, others): (Vec<&String>, Vec<&String>) =
+    let (chain_group, others): (Vec<&String>, Vec<&String>) =
         names.into_iter().partition(|name| *name == CHAIN);
-    for group in [others, chain] {
+    let chain_plugins = chain;
+    for group in [others, chain_group] {
         if group.is_empty() {
             continue;
         }
         let mut cmd = toolchain.cargo_build();
         cmd.current_dir(root());
-        for name in group {
+        for name in &group {
             cmd.args(["-p", name]);
+        }
+        if group.iter().any(|name| *name == CHAIN) {
+            if let Some(plugins) = chain_plugins {
+                cmd.args(["--no-default-features", "--features", &plugins.join(",")]);
+            }
         }
         run(&mut cmd)?;
     }

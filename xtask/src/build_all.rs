@@ -46,7 +46,24 @@ pub fn run_command(args: &[String]) -> Result<()> {
             dir
         }
         None => {
-            build::build(&plugins)?.iter().for_each(print_module);
+            // The chain module holds the plugins the chains of every gateway file
+            // here run, whichever ones are selected: one chain image per
+            // repository, whatever `--gateway` picks.
+            let chained = match gateways.is_empty() {
+                true => None,
+                false => Some(gateway::chained_plugins(
+                    &gateway::select(&gateways_path, None).unwrap_or_else(|_| gateways.clone()),
+                )),
+            };
+            build::build_with_chain(&plugins, chained.as_deref())?
+                .iter()
+                .for_each(print_module);
+            if let Some(chained) = chained.filter(|_| plugins.iter().any(|p| p == build::CHAIN)) {
+                println!(
+                    "chain module holds {} (what the gateways' chains run)",
+                    chained.join(", ")
+                );
+            }
             dist_dir()
         }
     };

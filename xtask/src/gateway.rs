@@ -250,6 +250,31 @@ impl Gateway {
         names.dedup();
         names
     }
+
+    /// The plugins its chain filters run, sorted: what its chain module needs.
+    pub fn chained_plugins(&self) -> Vec<String> {
+        chained_plugins(std::slice::from_ref(self))
+    }
+}
+
+/// The plugins the chain filters of `gateways` run, sorted and each once: the
+/// chain module is built with exactly these (a plugin left out costs nothing,
+/// jwt-auth's crypto alone doubles the module).
+pub fn chained_plugins(gateways: &[Gateway]) -> Vec<String> {
+    let mut names: Vec<String> = gateways
+        .iter()
+        .flat_map(|g| {
+            g.filters()
+                .filters
+                .into_iter()
+                .filter(|f| f.is_chain())
+                .flat_map(|f| f.instances.into_iter().map(|i| i.plugin.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// A `--gateways` path, which unlike the default directory must exist.

@@ -63,10 +63,14 @@ pub fn run_command(args: &[String]) -> Result<()> {
     fuzz::smoke()?;
 
     phases.start("wasm build", "building plugins and test modules");
-    let built = build::build_sets(&[
-        (&plugins, build::dist_dir()),
-        (&test_modules, test_modules_dir()),
-    ])?;
+    // The chain with every plugin: the chain-form pass runs each plugin's tests.
+    let built = build::build_sets(
+        &[
+            (&plugins, build::dist_dir()),
+            (&test_modules, test_modules_dir()),
+        ],
+        None,
+    )?;
     for m in built.iter().flatten() {
         println!("{:<24} {:>7.1} KB", m.plugin, m.size as f64 / 1024.0);
     }

@@ -19,21 +19,27 @@ fn make<P: Plugin>(label: &str, doc: &Value) -> Result<Box<dyn Instance>, Config
     Ok(Box::new(Configured::<P>::new(label, doc)?))
 }
 
-/// The plugins a chain runs, by the name a gateway file and the `plugin` field use.
-pub const PLUGINS: [(&str, Make); 5] = [
+/// The plugins this chain module runs, by the name a gateway file and the
+/// `plugin` field use: those it was built with (each a cargo feature).
+pub const PLUGINS: &[(&str, Make)] = &[
+    #[cfg(feature = "header-authorization")]
     (
         header_authorization::HeaderAuthorization::NAME,
         make::<header_authorization::HeaderAuthorization>,
     ),
+    #[cfg(feature = "basic-auth")]
     (basic_auth::BasicAuth::NAME, make::<basic_auth::BasicAuth>),
+    #[cfg(feature = "response-headers")]
     (
         response_headers::ResponseHeaders::NAME,
         make::<response_headers::ResponseHeaders>,
     ),
+    #[cfg(feature = "dispatch-auth")]
     (
         dispatch_auth::DispatchAuth::NAME,
         make::<dispatch_auth::DispatchAuth>,
     ),
+    #[cfg(feature = "jwt-auth")]
     (jwt_auth::JwtAuth::NAME, make::<jwt_auth::JwtAuth>),
 ];
 

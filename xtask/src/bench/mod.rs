@@ -142,10 +142,17 @@ pub fn run_command(args: &[String]) -> Result<()> {
         build::build(&build::plugins()?)?;
     } else {
         let empty = [EMPTY.to_string(), IDLE.to_string()];
-        build::build_sets(&[
-            (&build::plugins()?, build::dist_dir()),
-            (&empty, test_modules_dir()),
-        ])?;
+        // The chain module as build-all builds it for the example gateways,
+        // whose ingress the gateway cases run.
+        let examples = crate::gateway::select(&crate::gateway::default_dir(), None)?;
+        let chained = crate::gateway::chained_plugins(&examples);
+        build::build_sets(
+            &[
+                (&build::plugins()?, build::dist_dir()),
+                (&empty, test_modules_dir()),
+            ],
+            Some(&chained),
+        )?;
     }
     let envoy_bin = envoy::find()?;
     std::env::set_var("ENVOY_BIN", envoy_bin);

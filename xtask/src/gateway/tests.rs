@@ -393,3 +393,19 @@ fn errors_name_the_file_and_every_bad_file_is_reported() {
     // A file path is that one gateway.
     assert_eq!(select(&dir.join("ok.yaml"), None).unwrap().len(), 1);
 }
+
+#[test]
+fn the_chain_module_holds_what_the_chains_run() {
+    let gateways = select(&default_dir(), None).unwrap();
+    // ingress fuses five instances of four plugins; internal fuses nothing.
+    assert_eq!(
+        chained_plugins(&gateways),
+        [
+            "basic-auth",
+            "dispatch-auth",
+            "header-authorization",
+            "response-headers"
+        ]
+    );
+    assert!(gateways[1].chained_plugins().is_empty());
+}

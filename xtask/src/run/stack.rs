@@ -77,7 +77,7 @@ impl Stack {
             Some(dir) => dir.clone(),
             None => {
                 if rebuild || missing {
-                    build::build(&plugins)?;
+                    build::build_with_chain(&plugins, Some(&gateway.chained_plugins()))?;
                 }
                 build::dist_dir()
             }
