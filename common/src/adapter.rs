@@ -19,13 +19,12 @@ use crate::config::{parse_json, ConfigError};
 use crate::deny::DenyResponse;
 use crate::headers::HeaderMap;
 use crate::host::{self, Action, HostHeaders, LogLevel, MapType};
+use crate::logger;
 use crate::plugin::{
-    CallResponse, Chain, Configured, DispatchError, Host, Instance, Instances, Level, Map, Plugin,
-    Step,
+    CallResponse, Chain, Configured, DispatchError, Host, Instance, Instances, Map, Plugin, Step,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
@@ -152,7 +151,9 @@ pub fn on_context_create(context_id: u32, root_id: u32) {
 }
 
 pub fn on_configure(module: &Module, root_id: u32, size: usize) -> bool {
-    host::refresh_log_level();
+    // Installed on the first configure; later ones (a new config, a level
+    // changed through the admin `/logging`) only set the level again.
+    logger::install(logger::filter_for(host::refresh_log_level()));
     host::define_memory_gauge(module.name);
     let bytes = host::plugin_configuration(size);
     let instances = match (module.build)(&bytes) {
@@ -192,10 +193,13 @@ pub fn on_request_headers(module: &Module, id: u32) -> Action {
             // Without a valid configuration Envoy does not create streams for
             // us; if it ever does, or a stream cannot be told apart, it is
             // refused: never let through unchecked.
-            host::warn(format_args!(
-                "{}: #{id} no configured filter ({details}): request refused",
-                module.name
-            ));
+            host::log(
+                LogLevel::Warn,
+                format_args!(
+                    "{}: #{id} no configured filter ({details}): request refused",
+                    module.name
+                ),
+            );
             host::send_response(503, details, &[], b"plugin not configured\n");
             return Action::Pause;
         }
@@ -333,15 +337,6 @@ fn map_type(map: Map) -> MapType {
     }
 }
 
-fn log_level(level: Level) -> LogLevel {
-    match level {
-        Level::Debug => LogLevel::Debug,
-        Level::Info => LogLevel::Info,
-        Level::Warn => LogLevel::Warn,
-        Level::Error => LogLevel::Error,
-    }
-}
-
 impl Host for EnvoyHost {
     fn request_headers(&mut self) -> Rc<HeaderMap> {
         Rc::new(host::read_map(MapType::HttpRequestHeaders))
@@ -403,13 +398,5 @@ impl Host for EnvoyHost {
 
     fn now_ms(&self) -> u64 {
         host::now_ms()
-    }
-
-    fn log_enabled(&self, level: Level) -> bool {
-        host::log_enabled(log_level(level))
-    }
-
-    fn log(&mut self, level: Level, message: fmt::Arguments<'_>) {
-        host::log(log_level(level), message);
     }
 }

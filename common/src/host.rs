@@ -1,4 +1,5 @@
-//! The proxy-wasm host calls, made panic-free: level-checked logging, header map
+//! The proxy-wasm host calls, made panic-free: level-checked logging (under
+//! `logger`, which the `log` macros go through), header map
 //! reads and edits, local replies, the auth call and its answer, the clock, and
 //! gauges in Envoy's stats. Only `adapter` and the wasm adapters call into this
 //! module; plugin logic sees the host through `plugin::Host`.
@@ -15,13 +16,16 @@ use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 // comparison and no formatting. Each VM is single-threaded; Relaxed is enough.
 static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 
-pub(crate) fn refresh_log_level() {
+/// Reads the host's log level again and returns it (the last one read when the
+/// host does not answer).
+pub(crate) fn refresh_log_level() -> u32 {
     let mut level: u32 = 0;
     // SAFETY: the host writes one u32 through a pointer to a live local. Read as
     // an integer: Envoy reports `off` as 6, which the SDK's `LogLevel` lacks.
     if unsafe { proxy_get_log_level(&mut level) } == OK {
         LEVEL.store(level.min(u32::from(u8::MAX)) as u8, Ordering::Relaxed);
     }
+    u32::from(LEVEL.load(Ordering::Relaxed))
 }
 
 /// True when the host would keep a message at `level`.
@@ -35,24 +39,19 @@ pub fn log(level: LogLevel, message: fmt::Arguments<'_>) {
     if !log_enabled(level) {
         return;
     }
-    let text;
-    let text = match message.as_str() {
-        Some(constant) => constant,
-        None => {
-            text = message.to_string();
-            text.as_str()
-        }
-    };
+    match message.as_str() {
+        Some(constant) => log_str(level, constant),
+        None => log_str(level, &message.to_string()),
+    }
+}
+
+/// Logs `text` at `level` when the host keeps that level.
+pub fn log_str(level: LogLevel, text: &str) {
+    if !log_enabled(level) {
+        return;
+    }
     // SAFETY: the slice is valid for the duration of the call.
     let _ = unsafe { proxy_log(level as u32, text.as_ptr(), text.len()) };
-}
-
-pub fn debug(message: fmt::Arguments<'_>) {
-    log(LogLevel::Debug, message);
-}
-
-pub fn warn(message: fmt::Arguments<'_>) {
-    log(LogLevel::Warn, message);
 }
 
 type WriteCall = unsafe extern "C" fn(MapType, *const u8, usize, *const u8, usize) -> u32;

@@ -1,5 +1,5 @@
 //! What at least two plugins share: reading JSON config with errors that name the
-//! field, the deny response, header-name and header-value rules, path rules, the
+//! field, logging through the `log` crate over the host, the deny response, header-name and header-value rules, path rules, the
 //! plugin interface and the chain that runs instances, and (on wasm) the one
 //! adapter that carries a plugin's steps out through the host, and the
 //! bounded cache with a VM-secret keyed hash (dispatch-auth's decisions, jwt-auth's
@@ -13,6 +13,7 @@ pub mod deny;
 mod export;
 pub mod headers;
 pub mod host;
+pub mod logger;
 pub mod path;
 pub mod plugin;
 

@@ -7,10 +7,10 @@
 use crate::config::ConfigError;
 use crate::deny::DenyResponse;
 use crate::headers::HeaderMap;
+use crate::logger::with_label;
 use serde_json::Value;
 use std::any::Any;
 use std::cell::RefCell;
-use std::fmt;
 use std::rc::Rc;
 
 /// What an instance answers a callback with.
@@ -30,15 +30,6 @@ pub enum Step {
 pub enum Map {
     Request,
     Response,
-}
-
-/// Log levels a plugin uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
 }
 
 /// Why the host did not start a call.
@@ -89,9 +80,6 @@ pub trait Host {
     fn call_response_body(&mut self, size: usize) -> Vec<u8>;
     /// Wall-clock time in milliseconds (only differences matter).
     fn now_ms(&self) -> u64;
-    /// True when a message at `level` would be kept: below it nothing is formatted.
-    fn log_enabled(&self, level: Level) -> bool;
-    fn log(&mut self, level: Level, message: fmt::Arguments<'_>);
 }
 
 /// A call response being delivered to the instance that made the call.
@@ -103,39 +91,17 @@ pub struct CallResponse {
     pub body_size: usize,
 }
 
-/// One callback's view of the stream: the host, the stream's id, and the
-/// instance's name, which prefixes its log lines inside a chain.
+/// One callback's view of the stream: the host and the stream's id. Plugins log
+/// with the `log` macros (see `logger`); inside a chain their lines start with
+/// the instance's name.
 pub struct Cx<'a> {
     pub host: &'a mut dyn Host,
     pub id: u32,
-    label: &'a str,
 }
 
 impl<'a> Cx<'a> {
-    pub fn new(host: &'a mut dyn Host, id: u32, label: &'a str) -> Self {
-        Cx { host, id, label }
-    }
-
-    /// Logs `message` at `level`, prefixed with the instance's name inside a
-    /// chain; formats nothing when the level is disabled.
-    pub fn log(&mut self, level: Level, message: fmt::Arguments<'_>) {
-        if !self.host.log_enabled(level) {
-            return;
-        }
-        if self.label.is_empty() {
-            self.host.log(level, message);
-        } else {
-            let label = self.label;
-            self.host.log(level, format_args!("{label}: {message}"));
-        }
-    }
-
-    pub fn debug(&mut self, message: fmt::Arguments<'_>) {
-        self.log(Level::Debug, message);
-    }
-
-    pub fn warn(&mut self, message: fmt::Arguments<'_>) {
-        self.log(Level::Warn, message);
+    pub fn new(host: &'a mut dyn Host, id: u32) -> Self {
+        Cx { host, id }
     }
 }
 
@@ -419,8 +385,11 @@ impl Chain {
             host: &mut *host,
             request: &mut self.request,
         };
-        let mut cx = Cx::new(&mut cached, id, instance.label());
-        match f(instance.as_ref(), stream.as_mut(), &mut cx) {
+        let mut cx = Cx::new(&mut cached, id);
+        let step = with_label(instance.label(), || {
+            f(instance.as_ref(), stream.as_mut(), &mut cx)
+        });
+        match step {
             Step::Continue => self.run_request(at + 1, host, id),
             Step::Pause => Step::Pause,
             Step::Stop => {
@@ -441,8 +410,11 @@ impl Chain {
                 host: &mut *host,
                 request: &mut self.request,
             };
-            let mut cx = Cx::new(&mut cached, id, instance.label());
-            match instance.on_request_headers(stream.as_mut(), &mut cx) {
+            let mut cx = Cx::new(&mut cached, id);
+            let step = with_label(instance.label(), || {
+                instance.on_request_headers(stream.as_mut(), &mut cx)
+            });
+            match step {
                 Step::Continue => {}
                 Step::Pause => {
                     self.state = State::Waiting;
@@ -478,8 +450,11 @@ impl Chain {
             if !instance.response() {
                 continue;
             }
-            let mut cx = Cx::new(host, id, instance.label());
-            if instance.on_response_headers(stream.as_mut(), &mut cx) == Step::Stop {
+            let mut cx = Cx::new(host, id);
+            let step = with_label(instance.label(), || {
+                instance.on_response_headers(stream.as_mut(), &mut cx)
+            });
+            if step == Step::Stop {
                 return Step::Pause;
             }
         }
@@ -582,14 +557,6 @@ impl Host for Cached<'_> {
 
     fn now_ms(&self) -> u64 {
         self.host.now_ms()
-    }
-
-    fn log_enabled(&self, level: Level) -> bool {
-        self.host.log_enabled(level)
-    }
-
-    fn log(&mut self, level: Level, message: fmt::Arguments<'_>) {
-        self.host.log(level, message);
     }
 }
 

@@ -1,7 +1,13 @@
 //! A host that records what plugins do, for native tests of plugins and chains.
+//! Log lines (the `log` macros, captured per thread by `logger`) are taken into
+//! the effects at each host call and whenever the effects are read, so they stay
+//! in order with what the plugin did. With two mocks on one thread, a line goes
+//! to the one whose host call or read comes next.
 
 use super::*;
 use crate::headers::serialize;
+use crate::logger;
+use log::Level;
 
 /// One thing a plugin did through the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,11 +32,9 @@ pub struct Mock {
     pub refuse_dispatch: Option<DispatchError>,
     /// Refuse every header edit, as a host without the map would.
     pub refuse_edits: bool,
-    /// Drop log lines below warn, as a host logging at info would.
-    pub quiet: bool,
     /// The stream asked to be woken (`await_wake`).
     pub awaiting: bool,
-    pub effects: Vec<Effect>,
+    effects: Vec<Effect>,
     tokens: u32,
     reads: usize,
 }
@@ -40,7 +44,10 @@ fn text(bytes: &[u8]) -> String {
 }
 
 impl Mock {
+    /// Installs the capturing logger. Lines are not dropped here: a line logged
+    /// after another mock's last host call still reaches that mock when read.
     pub fn new() -> Self {
+        logger::capture();
         Mock {
             now: 1_000_000,
             ..Default::default()
@@ -57,9 +64,25 @@ impl Mock {
         mock
     }
 
+    /// Everything recorded so far, log lines included.
+    pub fn effects(&mut self) -> &mut Vec<Effect> {
+        self.logged();
+        &mut self.effects
+    }
+
+    /// Moves the lines logged since the last host call into the effects.
+    fn logged(&mut self) {
+        let lines = logger::take_captured();
+        self.effects.extend(
+            lines
+                .into_iter()
+                .map(|(level, line)| Effect::Log(level, line)),
+        );
+    }
+
     /// Effects other than logs at debug, drained.
     pub fn take(&mut self) -> Vec<Effect> {
-        std::mem::take(&mut self.effects)
+        std::mem::take(self.effects())
             .into_iter()
             .filter(|e| !matches!(e, Effect::Log(Level::Debug, _)))
             .collect()
@@ -106,6 +129,7 @@ impl Host for Mock {
     }
 
     fn add(&mut self, map: Map, name: &str, value: &[u8]) -> bool {
+        self.logged();
         self.effects
             .push(Effect::Add(map, name.into(), text(value)));
         if self.refuse_edits {
@@ -116,6 +140,7 @@ impl Host for Mock {
     }
 
     fn replace(&mut self, map: Map, name: &str, value: &[u8]) -> bool {
+        self.logged();
         self.effects
             .push(Effect::Replace(map, name.into(), text(value)));
         if self.refuse_edits {
@@ -128,6 +153,7 @@ impl Host for Mock {
     }
 
     fn remove(&mut self, map: Map, name: &str) -> bool {
+        self.logged();
         self.effects.push(Effect::Remove(map, name.into()));
         if self.refuse_edits {
             return false;
@@ -147,6 +173,7 @@ impl Host for Mock {
             .iter()
             .map(|(n, v)| (n.to_string(), text(v)))
             .collect();
+        self.logged();
         self.effects
             .push(Effect::Respond(status, details.into(), headers, text(body)));
     }
@@ -157,6 +184,7 @@ impl Host for Mock {
             .iter()
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
+        self.logged();
         self.effects.push(Effect::Respond(
             deny.status(),
             String::new(),
@@ -178,6 +206,7 @@ impl Host for Mock {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
+        self.logged();
         self.effects
             .push(Effect::Dispatch(cluster.into(), headers, timeout_ms));
         self.tokens += 1;
@@ -198,13 +227,5 @@ impl Host for Mock {
 
     fn now_ms(&self) -> u64 {
         self.now
-    }
-
-    fn log_enabled(&self, level: Level) -> bool {
-        !self.quiet || level >= Level::Warn
-    }
-
-    fn log(&mut self, level: Level, message: fmt::Arguments<'_>) {
-        self.effects.push(Effect::Log(level, message.to_string()));
     }
 }

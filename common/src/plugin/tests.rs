@@ -26,7 +26,7 @@ impl Plugin for Script {
 
     fn on_request_headers(config: &Self::Config, stream: &mut Seen, cx: &mut Cx<'_>) -> Step {
         stream.requests += 1;
-        cx.debug(format_args!("request"));
+        log::debug!("request");
         let _ = cx.host.add(Map::Request, "x-seen", b"1");
         match config.0.as_str() {
             "call" => match cx.host.dispatch("auth", &[], 100) {
@@ -44,7 +44,7 @@ impl Plugin for Script {
     fn on_response_headers(_: &Self::Config, stream: &mut Seen, cx: &mut Cx<'_>) -> Step {
         let n = stream.requests.to_string();
         let _ = cx.host.add(Map::Response, "x-saw", n.as_bytes());
-        cx.debug(format_args!("response"));
+        log::debug!("response");
         Step::Continue
     }
 
@@ -54,7 +54,7 @@ impl Plugin for Script {
         cx: &mut Cx<'_>,
         call: CallResponse,
     ) -> Step {
-        cx.debug(format_args!("answer {}", call.token));
+        log::debug!("answer {}", call.token);
         if call.headers == 0 {
             cx.host.send_response(503, "failed", &[], b"");
             Step::Stop
@@ -76,7 +76,7 @@ fn chain(scripts: &[(&str, &str)]) -> Chain {
 }
 
 fn logs(mock: &mut Mock) -> Vec<String> {
-    std::mem::take(&mut mock.effects)
+    std::mem::take(mock.effects())
         .into_iter()
         .filter_map(|e| match e {
             Effect::Log(_, line) => Some(line),
@@ -118,13 +118,13 @@ impl Plugin for RequestOnly {
         Ok(())
     }
 
-    fn on_request_headers(_: &(), _: &mut (), cx: &mut Cx<'_>) -> Step {
-        cx.debug(format_args!("request"));
+    fn on_request_headers(_: &(), _: &mut (), _: &mut Cx<'_>) -> Step {
+        log::debug!("request");
         Step::Continue
     }
 
-    fn on_response_headers(_: &(), _: &mut (), cx: &mut Cx<'_>) -> Step {
-        cx.debug(format_args!("response"));
+    fn on_response_headers(_: &(), _: &mut (), _: &mut Cx<'_>) -> Step {
+        log::debug!("response");
         Step::Continue
     }
 }
@@ -216,7 +216,7 @@ fn a_failed_call_replies_and_the_rest_never_run() {
     assert_eq!(c.on_call_response(&mut host, 1, failed), Step::Pause);
     assert!(!c.waiting());
     c.on_response_headers(&mut host, 1);
-    let effects = host.effects.to_vec();
+    let effects = host.effects().to_vec();
     assert!(effects.contains(&Effect::Respond(
         503,
         "failed".into(),
@@ -258,7 +258,7 @@ fn the_request_headers_are_read_once_and_edits_are_carried_into_them() {
         }
         fn on_request_headers(edits: &bool, _: &mut (), cx: &mut Cx<'_>) -> Step {
             let seen = cx.host.request_headers().values("x-n").count().to_string();
-            cx.debug(format_args!("{seen}"));
+            log::debug!("{seen}");
             if *edits {
                 cx.host.add(Map::Request, "x-n", b"1");
             }

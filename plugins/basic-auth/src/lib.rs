@@ -21,7 +21,7 @@ pub struct BasicAuth;
 /// could let a spoofed user name through.
 fn fail(cx: &mut Cx<'_>, what: &str, name: &str) -> Step {
     let id = cx.id;
-    cx.warn(format_args!("#{id} cannot {what} '{name}': denied"));
+    log::warn!("#{id} cannot {what} '{name}': denied");
     cx.host.send_response(
         500,
         "basic_auth_header_update_failed",
@@ -88,7 +88,7 @@ impl Plugin for BasicAuth {
         let overrides = overrides.get(..override_count).unwrap_or_default();
         match auth::decide(config, method, overrides, path, authorization) {
             Decision::Pass => {
-                cx.debug(format_args!("#{id} no rule applies"));
+                log::debug!("#{id} no rule applies");
                 Step::Continue
             }
             Decision::Allow(user) => {
@@ -97,11 +97,11 @@ impl Plugin for BasicAuth {
                         return fail(cx, "set", name);
                     }
                 }
-                cx.debug(format_args!("#{id} credentials accepted"));
+                log::debug!("#{id} credentials accepted");
                 Step::Continue
             }
             Decision::Deny(denial) => {
-                cx.debug(format_args!("#{id} denied: {}", denial.reason()));
+                log::debug!("#{id} denied: {}", denial.reason());
                 let deny = if denial.is_missing() {
                     &config.missing
                 } else {
@@ -111,7 +111,7 @@ impl Plugin for BasicAuth {
                 Step::Stop
             }
             Decision::BadPath(why) => {
-                cx.debug(format_args!("#{id} refused: {}", why.reason()));
+                log::debug!("#{id} refused: {}", why.reason());
                 cx.host.send_response(
                     BAD_PATH_STATUS,
                     "basic_auth_bad_path",
@@ -133,7 +133,7 @@ mod tests {
 
     fn run(plugin: &Configured<BasicAuth>, host: &mut Mock) -> Step {
         let mut stream = plugin.new_stream();
-        plugin.on_request_headers(stream.as_mut(), &mut Cx::new(host, 1, ""))
+        plugin.on_request_headers(stream.as_mut(), &mut Cx::new(host, 1))
     }
 
     #[test]

@@ -46,8 +46,6 @@ pub trait Host {
     fn call_response_body(&mut self, size: usize) -> Vec<u8>;
     /// Lets a paused request continue.
     fn resume_request(&mut self);
-    fn debug(&mut self, message: fmt::Arguments<'_>);
-    fn warn(&mut self, message: fmt::Arguments<'_>);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +111,7 @@ impl Stream {
         let now = host.now_ms();
         if let Some(key) = &key {
             if let Some(verdict) = shared.cached(key, now) {
-                host.debug(format_args!("#{} cache hit", self.id));
+                log::debug!("#{} cache hit", self.id);
                 return self.carry_out(config, host, &verdict);
             }
         }
@@ -121,10 +119,10 @@ impl Stream {
         let headers = match call::headers(config, &request, &mut joined) {
             Ok(headers) => headers,
             Err(NotUtf8(name)) => {
-                host.debug(format_args!(
+                log::debug!(
                     "#{} header '{name}' is not UTF-8 and cannot be forwarded: 400",
                     self.id
-                ));
+                );
                 host.send_response(
                     400,
                     "dispatch_auth_bad_request",
@@ -212,7 +210,7 @@ impl Stream {
                         return self.edit_refused(host, name);
                     }
                 }
-                host.debug(format_args!("#{} allowed", self.id));
+                log::debug!("#{} allowed", self.id);
                 Action::Continue
             }
             Verdict::Deny {
@@ -220,7 +218,7 @@ impl Stream {
                 headers,
                 body,
             } => {
-                host.debug(format_args!("#{} denied: {status}", self.id));
+                log::debug!("#{} denied: {status}", self.id);
                 let headers: Vec<(&str, &[u8])> = headers
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.as_slice()))
@@ -234,10 +232,10 @@ impl Stream {
     /// The host refused a change of the request's headers: forwarding the request
     /// could pass a client-sent identity upstream, so it is answered instead.
     fn edit_refused<H: Host>(&self, host: &mut H, name: &str) -> Action {
-        host.warn(format_args!(
+        log::warn!(
             "#{} cannot update request header '{name}': answered 500",
             self.id
-        ));
+        );
         host.send_response(
             500,
             "dispatch_auth_header_update_failed",
@@ -252,10 +250,10 @@ impl Stream {
     fn fail<H: Host>(&self, shared: &Shared, host: &mut H, failure: &Failure) -> Action {
         let config = &shared.config;
         if config.failure_mode_allow && !failure.is_overload() {
-            host.warn(format_args!(
+            log::warn!(
                 "#{} auth call to cluster '{}' failed: {failure}; request allowed (failure_mode_allow)",
                 self.id, config.cluster
-            ));
+            );
             if !host.set_request_header(FAILURE_MODE_HEADER, Some(b"true")) {
                 return self.edit_refused(host, FAILURE_MODE_HEADER);
             }
@@ -264,18 +262,22 @@ impl Stream {
         let details = if failure.is_overload() {
             if let Some(held) = shared.overload_warning(host.now_ms()) {
                 let held = Held(held);
-                host.warn(format_args!(
+                log::warn!(
                     "#{} auth call to cluster '{}' failed: {failure}; answered {} \
                      (overload never fails open){held}",
-                    self.id, config.cluster, config.status_on_error
-                ));
+                    self.id,
+                    config.cluster,
+                    config.status_on_error
+                );
             }
             "dispatch_auth_overloaded"
         } else {
-            host.warn(format_args!(
+            log::warn!(
                 "#{} auth call to cluster '{}' failed: {failure}; answered {}",
-                self.id, config.cluster, config.status_on_error
-            ));
+                self.id,
+                config.cluster,
+                config.status_on_error
+            );
             "dispatch_auth_error"
         };
         host.send_response(config.status_on_error, details, &[], ERROR_BODY.as_bytes());

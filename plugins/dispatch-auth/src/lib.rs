@@ -20,7 +20,6 @@ use common::plugin::{CallResponse, Cx, DispatchError, Map, Plugin, Step};
 use flow::{Shared, Stream};
 use pending::Registry;
 use serde_json::Value;
-use std::fmt;
 use verdict::{Failure, Overload};
 
 common::export_plugin!(DispatchAuth, calls);
@@ -151,13 +150,5 @@ impl flow::Host for FlowHost<'_, '_> {
 
     fn resume_request(&mut self) {
         self.resumed = true;
-    }
-
-    fn debug(&mut self, message: fmt::Arguments<'_>) {
-        self.cx.debug(message);
-    }
-
-    fn warn(&mut self, message: fmt::Arguments<'_>) {
-        self.cx.warn(message);
     }
 }

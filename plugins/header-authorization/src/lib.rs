@@ -28,13 +28,13 @@ impl Plugin for HeaderAuthorization {
         let (id, header) = (cx.id, &config.header);
         let outcome = match authorize::decide(config, headers.values(header)) {
             Decision::Allow => {
-                cx.debug(format_args!("#{id} header '{header}' allowed"));
+                log::debug!("#{id} header '{header}' allowed");
                 return Step::Continue;
             }
             Decision::Missing => "missing",
             Decision::NotAllowed => "not allowed",
         };
-        cx.debug(format_args!("#{id} header '{header}' {outcome}: denied"));
+        log::debug!("#{id} header '{header}' {outcome}: denied");
         cx.host.send_deny(&config.deny);
         Step::Stop
     }
@@ -63,7 +63,7 @@ mod tests {
         for (headers, step) in cases {
             let mut host = Mock::with_request(headers);
             let mut stream = plugin.new_stream();
-            let got = plugin.on_request_headers(stream.as_mut(), &mut Cx::new(&mut host, 3, ""));
+            let got = plugin.on_request_headers(stream.as_mut(), &mut Cx::new(&mut host, 3));
             assert_eq!(got, *step, "{headers:?}");
             let effects = host.take();
             if *step == Step::Stop {

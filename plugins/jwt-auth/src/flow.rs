@@ -69,7 +69,7 @@ pub(crate) fn check(
                 .is_some_and(|p| p.locations & (1 << location) != 0);
         if fits && now < verified.until_ms {
             let id = cx.id;
-            cx.debug(format_args!("#{id} token verified before"));
+            log::debug!("#{id} token verified before");
             return allow(config, cx, location, verified.provider, &verified.headers);
         }
     }
@@ -116,7 +116,7 @@ pub(crate) fn check(
                     cx.host.await_wake();
                     stream.pending = Some(pending(None));
                     let id = cx.id;
-                    cx.debug(format_args!("#{id} waiting for the keys being fetched"));
+                    log::debug!("#{id} waiting for the keys being fetched");
                     return Step::Pause;
                 }
                 Plan::Fetch => {
@@ -134,7 +134,7 @@ pub(crate) fn check(
                             state.started(call, now, remote.timeout_ms);
                             stream.pending = Some(pending(Some((remote.state.clone(), call))));
                             let id = cx.id;
-                            cx.debug(format_args!("#{id} fetching keys"));
+                            log::debug!("#{id} fetching keys");
                             return Step::Pause;
                         }
                         Err(e) => {
@@ -148,10 +148,10 @@ pub(crate) fn check(
                             if let Some(held) = state.warning(now) {
                                 let cluster = &remote.cluster;
                                 let name = &provider.name;
-                                cx.warn(format_args!(
+                                log::warn!(
                                     "provider '{name}': JWKS fetch from cluster '{cluster}' not sent: {why} \
                                      ({held} more failures since the last warning)"
-                                ));
+                                );
                             }
                             match state.keys() {
                                 Some(keys) => keys,
@@ -232,10 +232,7 @@ pub(crate) fn finish(
         cache.insert(cache_key(token), verified.clone(), now);
     }
     let id = cx.id;
-    cx.debug(format_args!(
-        "#{id} token verified (provider '{}')",
-        provider.name
-    ));
+    log::debug!("#{id} token verified (provider '{}')", provider.name);
     allow(config, cx, location, index, &verified.headers)
 }
 
@@ -291,7 +288,7 @@ pub(crate) fn allow(
 
 pub(crate) fn refuse(config: &Config, cx: &mut Cx<'_>, refusal: Refusal) -> Step {
     let id = cx.id;
-    cx.debug(format_args!("#{id} refused: {}", refusal.detail()));
+    log::debug!("#{id} refused: {}", refusal.detail());
     let challenge = match refusal {
         Refusal::Missing => &config.challenge_missing,
         _ => &config.challenge_invalid,
@@ -309,9 +306,7 @@ pub(crate) fn refuse(config: &Config, cx: &mut Cx<'_>, refusal: Refusal) -> Step
 /// client-sent identity (or the token) upstream, so it is answered instead.
 pub(crate) fn edit_refused(cx: &mut Cx<'_>, name: &str) -> Step {
     let id = cx.id;
-    cx.warn(format_args!(
-        "#{id} cannot update request header '{name}': answered 500"
-    ));
+    log::warn!("#{id} cannot update request header '{name}': answered 500");
     cx.host.send_response(
         500,
         "jwt_auth_header_update_failed",

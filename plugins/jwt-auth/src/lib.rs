@@ -145,11 +145,11 @@ impl Plugin for JwtAuth {
         let id = cx.id;
         match request::decide(config, request.method, &request.overrides, request.path) {
             Decision::Pass => {
-                cx.debug(format_args!("#{id} no token needed"));
+                log::debug!("#{id} no token needed");
                 Step::Continue
             }
             Decision::BadPath(why) => {
-                cx.debug(format_args!("#{id} refused: {}", why.reason()));
+                log::debug!("#{id} refused: {}", why.reason());
                 cx.host.send_response(
                     BAD_PATH_STATUS,
                     "jwt_auth_bad_path",
@@ -163,7 +163,7 @@ impl Plugin for JwtAuth {
                     Some((location, token)) => check(shared, stream, cx, location, token, allowed),
                     None if required => refuse(config, cx, Refusal::Missing),
                     None => {
-                        cx.debug(format_args!("#{id} no token, allowed missing"));
+                        log::debug!("#{id} no token, allowed missing");
                         Step::Continue
                     }
                 }
@@ -206,23 +206,23 @@ impl Plugin for JwtAuth {
             common::plugin::wake(id);
         }
         match (why, warn) {
-            (None, _) => cx.debug(format_args!(
+            (None, _) => log::debug!(
                 "#{id} provider '{}': fetched {count} keys, {waiting} requests waited",
                 provider.name
-            )),
+            ),
             (Some(why), Some(held)) => {
                 let cluster = match &provider.keys {
                     Keys::Remote(r) => r.cluster.as_str(),
                     Keys::Local(_) => "",
                 };
-                cx.warn(format_args!(
+                log::warn!(
                     "provider '{}': JWKS fetch from cluster '{cluster}' failed: {why}; \
                      requests fail closed until a fetch succeeds unless keys were fetched before \
                      ({held} more failures since the last warning)",
                     provider.name
-                ));
+                );
             }
-            (Some(why), None) => cx.debug(format_args!("#{id} JWKS fetch failed: {why}")),
+            (Some(why), None) => log::debug!("#{id} JWKS fetch failed: {why}"),
         }
         resume(shared, cx, &pending)
     }

@@ -85,7 +85,7 @@ mod tests {
         host.response
             .push(("x-frame-options".into(), b"SAMEORIGIN".to_vec()));
         let mut stream = plugin.new_stream();
-        let mut cx = Cx::new(&mut host, 1, "");
+        let mut cx = Cx::new(&mut host, 1);
         assert_eq!(
             plugin.on_request_headers(stream.as_mut(), &mut cx),
             Step::Continue

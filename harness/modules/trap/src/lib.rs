@@ -15,7 +15,7 @@
 // lint guards the shipped plugins, not this.
 #![allow(clippy::panic)]
 
-use common::plugin::{Configured, Cx, Instance, Level, Map, Plugin, Step};
+use common::plugin::{Configured, Cx, Instance, Map, Plugin, Step};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -87,7 +87,7 @@ fn crash(kind: &[u8], cx: &mut Cx<'_>) -> Step {
         b"unreachable" => trap(),
         b"oom" => {
             leak_until_exhausted();
-            cx.log(Level::Warn, format_args!("trap: the heap never ran out"));
+            log::warn!("trap: the heap never ran out");
             cx.host
                 .send_response(500, "trap_no_oom", &[], b"heap never ran out\n");
         }

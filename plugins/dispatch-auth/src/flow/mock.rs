@@ -1,13 +1,13 @@
 //! A recording [`Host`] and [`Gauges`] for the flow's tests: every effect the flow
 //! asks for is kept in order, and the host can be told to refuse the call or
-//! every header edit.
+//! every header edit. The flow's log lines (captured per thread by
+//! `common::logger`) join the effects at each host call and when they are taken.
 
 use super::Host;
 use crate::shared::{Gauges, Metric};
 use crate::verdict::Failure;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt;
 use std::rc::Rc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub enum Effect {
     Resume,
     Debug(String),
     Warn(String),
+    /// A line at another level (the flow logs at debug and warn).
+    Log(log::Level, String),
 }
 
 pub struct Mock {
@@ -55,16 +57,19 @@ impl Host for Mock {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
+        self.logged();
         self.effects
             .push(Effect::Dispatch(cluster.into(), headers, timeout_ms));
         self.next_token += 1;
         Ok(self.next_token)
     }
     fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool {
+        self.logged();
         self.effects.push(Effect::Set(name.into(), value.map(s)));
         !self.refuse_edits
     }
     fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool {
+        self.logged();
         self.effects.push(Effect::Add(name.into(), s(value)));
         !self.refuse_edits
     }
@@ -76,10 +81,12 @@ impl Host for Mock {
         body: &[u8],
     ) {
         let headers = headers.iter().map(|(n, v)| (n.to_string(), s(v))).collect();
+        self.logged();
         self.effects
             .push(Effect::Respond(status, details.into(), headers, s(body)));
     }
     fn resume_request(&mut self) {
+        self.logged();
         self.effects.push(Effect::Resume);
     }
     fn call_response_body(&mut self, size: usize) -> Vec<u8> {
@@ -90,16 +97,11 @@ impl Host for Mock {
         assert_eq!(body.len(), size, "the body's size as delivered");
         body
     }
-    fn debug(&mut self, message: fmt::Arguments<'_>) {
-        self.effects.push(Effect::Debug(message.to_string()));
-    }
-    fn warn(&mut self, message: fmt::Arguments<'_>) {
-        self.effects.push(Effect::Warn(message.to_string()));
-    }
 }
 
 impl Mock {
     pub fn new() -> Self {
+        common::logger::capture();
         Mock {
             now: 1_000_000,
             refuse: None,
@@ -111,10 +113,22 @@ impl Mock {
     }
     /// Effects other than debug logs, drained.
     pub fn take(&mut self) -> Vec<Effect> {
+        self.logged();
         std::mem::take(&mut self.effects)
             .into_iter()
             .filter(|e| !matches!(e, Effect::Debug(_)))
             .collect()
+    }
+    /// Moves the lines logged since the last host call into the effects.
+    fn logged(&mut self) {
+        for (level, line) in common::logger::take_captured() {
+            self.logged();
+            self.effects.push(match level {
+                log::Level::Debug => Effect::Debug(line),
+                log::Level::Warn => Effect::Warn(line),
+                other => Effect::Log(other, line),
+            });
+        }
     }
     /// Calls made, over the effects not yet taken.
     pub fn calls(&self) -> usize {

@@ -111,7 +111,7 @@ fn a_failed_fetch_fails_closed_and_the_next_request_tries_again() {
         );
         assert_eq!(step, Step::Pause, "a chain holds a replied request");
         assert!(
-            effects.iter().any(|e| matches!(e, Effect::Log(common::plugin::Level::Warn, l) if l.contains("JWKS fetch from cluster 'outbound|443||keys.test' failed"))),
+            effects.iter().any(|e| matches!(e, Effect::Log(log::Level::Warn, l) if l.contains("JWKS fetch from cluster 'outbound|443||keys.test' failed"))),
             "{body}: {effects:?}"
         );
         // The next request fetches again.
@@ -211,7 +211,12 @@ fn an_unknown_cluster_fails_closed_with_a_warning() {
     let mut mock = get("/", &[("authorization", &bearer(&ec.token(&claims(600))))]);
     mock.refuse_dispatch = Some(DispatchError::BadArgument);
     let step = Chain::new(list).on_request_headers(&mut mock, 1);
-    let effects = mock.effects.clone();
+    let effects = mock.effects().clone();
     assert_eq!(status(&mut mock, step), 401);
-    assert!(effects.iter().any(|e| matches!(e, Effect::Log(common::plugin::Level::Warn, l) if l.contains("unknown cluster"))), "{effects:?}");
+    assert!(
+        effects.iter().any(
+            |e| matches!(e, Effect::Log(log::Level::Warn, l) if l.contains("unknown cluster"))
+        ),
+        "{effects:?}"
+    );
 }
