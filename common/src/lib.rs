@@ -1,7 +1,8 @@
 //! What at least two plugins share: reading JSON config with errors that name the
-//! field, logging through the `log` crate over the host, the deny response, header-name and header-value rules, path rules, the
-//! plugin interface and the chain that runs instances, and (on wasm) the one
-//! adapter that carries a plugin's steps out through the host, and the
+//! field, the deny response, header-name and header-value rules, path rules, the
+//! plugin interface and the chain that runs instances, the `log` crate's logger
+//! over the host (plugins log with `log::debug!` and friends), and (on wasm) the
+//! one adapter that carries a plugin's steps out through the host, and the
 //! bounded cache with a VM-secret keyed hash (dispatch-auth's decisions, jwt-auth's
 //! verified tokens).
 
