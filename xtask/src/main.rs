@@ -5,6 +5,7 @@ mod build;
 mod build_all;
 mod envoy;
 mod fuzz;
+mod fuzzing;
 mod gateway;
 mod local;
 mod manifests;
