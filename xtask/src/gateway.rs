@@ -8,7 +8,7 @@ pub mod fuse;
 mod parse;
 
 use crate::plugins::Checked;
-use crate::util::root;
+use crate::util::{root, version};
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -119,11 +119,6 @@ impl std::fmt::Display for Istio {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "1.{}", self.minor)
     }
-}
-
-/// The workspace version, which OCI tags carry.
-pub fn version() -> &'static str {
-    env!("CARGO_PKG_VERSION")
 }
 
 /// Istio's plugin phases, in chain order.

@@ -1,21 +1,30 @@
 //! `cargo xtask <command>`: the project's commands, one module each.
+//!
+//! A command module (what `main` dispatches to, and `tidy`) is imported by no
+//! other module, so one command can change without breaking another; what
+//! commands share lives in the shared modules, which import no command and no
+//! shared module in a cycle (`tidy` checks both).
 
+// Commands.
 mod bench;
-mod build;
 mod build_all;
-mod envoy;
 mod fuzz;
+mod push;
+mod run;
+mod test;
+#[cfg(test)]
+mod tidy;
+
+// Shared by the commands.
+mod build;
+mod envoy;
+mod fuzzing;
 mod gateway;
 mod local;
 mod manifests;
 mod oci;
 mod plugins;
-mod push;
 mod registry;
-mod run;
-mod test;
-#[cfg(test)]
-mod tidy;
 mod toolchain;
 mod util;
 mod yaml;

@@ -4,8 +4,7 @@
 //! built byte for byte the same on any machine, and the OCI image layout
 //! (`target/dist/oci/`) that `build-all` writes and `push` reads.
 
-use crate::gateway::version;
-use crate::util::Result;
+use crate::util::{version, Result};
 use flate2::{Compression, GzBuilder};
 use oci_spec::image::{
     Arch, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder, ImageIndex,

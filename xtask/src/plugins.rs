@@ -218,6 +218,18 @@ mod tests {
     }
 
     #[test]
+    fn test_modules_are_not_registered() {
+        // So a gateway file naming one is refused like any unknown plugin. (Here
+        // rather than beside `test_modules` so build's tests need no registry.)
+        let test_modules = crate::build::test_modules().unwrap();
+        assert!(!test_modules.is_empty());
+        assert!(
+            test_modules.iter().all(|m| find(m).is_none()),
+            "{test_modules:?}"
+        );
+    }
+
+    #[test]
     fn basic_auth_gates_only_what_its_rules_cover() {
         let check = find("basic-auth").unwrap().check;
         let root = json!({"basic_auth_rules": [{"prefix": "/", "request_methods": ["GET"], "credentials": ["ok:test"]}]});

@@ -6,7 +6,7 @@
 //! and reading them back with skopeo.
 
 use crate::util::{output, root, run, Result};
-use crate::{build, envoy, fuzz, registry};
+use crate::{build, envoy, fuzzing, registry};
 use harness::envoy::test_modules_dir;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -58,9 +58,9 @@ pub fn run_command(args: &[String]) -> Result<()> {
     // catch the shallow ones on every run (`cargo xtask fuzz` goes deeper).
     phases.start(
         "fuzz smoke",
-        &format!("fuzz smoke ({} s per target)", fuzz::SMOKE_SECONDS),
+        &format!("fuzz smoke ({} s per target)", fuzzing::SMOKE_SECONDS),
     );
-    fuzz::smoke()?;
+    fuzzing::smoke()?;
 
     phases.start("wasm build", "building plugins and test modules");
     // The chain with every plugin: the chain-form pass runs each plugin's tests.

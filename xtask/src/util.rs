@@ -123,6 +123,12 @@ pub fn apt_install(packages: &[&str]) -> Result<()> {
     })
 }
 
+/// The workspace version, which OCI tags carry (the image layout and the gateways'
+/// oci:// urls both name it, so it lives below both).
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
 #[cfg(test)]
 mod tests {
     use super::Args;

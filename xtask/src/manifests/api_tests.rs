@@ -5,7 +5,8 @@
 use super::crd_tests::variants;
 use super::envoy_filter::{RBAC_TYPE, WASM_TYPE};
 use super::*;
-use crate::gateway::{default_dir, parse, version};
+use crate::gateway::{default_dir, parse};
+use crate::util::version;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 

@@ -2,8 +2,8 @@
 //! one WasmPlugin, and the output is deterministic.
 
 use super::*;
-use crate::gateway::{default_dir, select, version};
-use crate::util::root;
+use crate::gateway::{default_dir, select};
+use crate::util::{root, version};
 use harness::scratch;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
