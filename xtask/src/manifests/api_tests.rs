@@ -188,8 +188,8 @@ fn istio_filters() -> Vec<String> {
 fn envoy_filter_inserts_filters_in_chain_order_around_istio_s_own() {
     let filter = ingress_envoy_filter("1.28");
     let got = apply(&filter, "GATEWAY", 8080, istio_filters());
-    // The example's filters: two chains (AUTHN, AUTHZ) and api-version
-    // (STATS; its match is SERVER on 8080, which a gateway's listeners are not).
+    // The example's filters: two chains (AUTHN, AUTHZ) and api-version (STATS;
+    // its match is CLIENT, which a gateway's listeners are, on 8080 and 8443).
     assert_eq!(
         got,
         [
@@ -200,21 +200,18 @@ fn envoy_filter_inserts_filters_in_chain_order_around_istio_s_own() {
             "envoy.filters.http.rbac",
             "istio.stats",
             "istio-system.ingress-ext-auth",
+            "istio-system.ingress-api-version",
             "envoy.filters.http.router",
         ]
     );
+    // Another port, or a sidecar's inbound listener (SERVER): no api-version.
+    let other_port = apply(&filter, "GATEWAY", 9090, istio_filters());
+    assert_eq!(other_port.len(), 8);
+    assert!(!other_port.iter().any(|f| f.ends_with("api-version")));
     let inbound = apply(&filter, "SIDECAR_INBOUND", 8080, istio_filters());
     assert_eq!(
-        inbound[inbound.len() - 3..],
-        [
-            "istio-system.ingress-ext-auth",
-            "istio-system.ingress-api-version",
-            "envoy.filters.http.router"
-        ]
-    );
-    assert_eq!(
-        apply(&filter, "SIDECAR_INBOUND", 9090, istio_filters()).len(),
-        8
+        inbound[inbound.len() - 2..],
+        ["istio-system.ingress-ext-auth", "envoy.filters.http.router"]
     );
     // Many AUTHN and later filters keep chain order, wherever they land.
     let filter = envoy_filter(

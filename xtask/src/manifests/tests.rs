@@ -228,7 +228,7 @@ fn ingress_manifests_are_two_chains_and_api_version() {
     assert_eq!(api["spec"]["failStrategy"], "FAIL_OPEN");
     assert_eq!(
         api["spec"]["match"],
-        json!([{"mode": "SERVER", "ports": [{"number": 8080}, {"number": 8443}]}])
+        json!([{"mode": "CLIENT", "ports": [{"number": 8080}, {"number": 8443}]}])
     );
     assert_eq!(
         api["spec"]["vmConfig"],
