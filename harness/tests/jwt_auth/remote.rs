@@ -244,10 +244,10 @@ fn waiting_requests_are_answered_when_the_fetching_request_leaves() {
 }
 
 /// Requests woken when the keys come go on through the rest of the filter: in
-/// the chain form, into dispatch-auth, whose call must be answered to them (the
-/// SDK answers a call to the context whose callback made it; a woken request's
-/// calls are made from the root's tick and passed on). Separate filters run the
-/// same requests through two filters.
+/// the chain form, into dispatch-auth, whose call must be answered to them
+/// (Envoy answers every call to the root context; the adapter passes each answer
+/// to the stream that made the call, a woken one included). Separate filters run
+/// the same requests through two filters.
 #[test]
 fn woken_requests_go_on_into_a_later_call() {
     let key = Signer::ec256("k");

@@ -1,8 +1,8 @@
 //! Auth calls in flight, counted per VM and cluster, so that a cap can refuse new
 //! calls before they pile up in Envoy. Proxy-wasm has no way to cancel a call:
 //! when the client that caused one goes away, Envoy keeps the call running until
-//! it answers or times out, and the SDK drops that answer without telling the
-//! plugin. So a call is counted until its answer arrives or its deadline passes,
+//! it answers or times out, and the adapter drops that answer without telling
+//! the plugin (its stream is gone). So a call is counted until its answer arrives or its deadline passes,
 //! whichever comes first. Pure logic over an injected clock.
 
 use crate::config::MAX_TIMEOUT_MS;

@@ -100,7 +100,7 @@ pub struct Stream {
 }
 
 /// A stream that leaves while its fetch is out takes the answer with it (the
-/// SDK drops an answer whose stream is gone): the streams waiting for that
+/// adapter drops an answer whose stream is gone): the streams waiting for that
 /// fetch are woken now, and refused, rather than left hanging.
 impl Drop for Stream {
     fn drop(&mut self) {

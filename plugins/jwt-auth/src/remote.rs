@@ -3,8 +3,8 @@
 //! clock; the flow asks [`KeyState::plan`] what a request should do and reports
 //! what its fetch brought.
 //!
-//! Proxy-wasm cannot cancel a call, and the SDK drops the answer to a call whose
-//! stream is gone: a fetch whose stream left is forgotten at once (the stream's
+//! Proxy-wasm cannot cancel a call, and the adapter drops the answer to a call
+//! whose stream is gone: a fetch whose stream left is forgotten at once (the stream's
 //! state says so as it goes, see `Stream` in lib.rs), and in any case at its
 //! deadline.
 
