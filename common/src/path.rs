@@ -4,7 +4,8 @@
 //! meaning differs between upstreams (an encoded `/` or `\`, a bad escape) are
 //! refused. Hand-written: no crate does this normalization, and it must not panic.
 
-use crate::config::{ConfigError, Node};
+use crate::config::{ConfigError, Fields, Node};
+use crate::headers::is_token;
 use std::borrow::Cow;
 
 /// Why a request path is refused. The names are safe to log: none quotes the path.
@@ -258,6 +259,49 @@ impl PathRule {
         self.matches_one(&path.normalized)
             || (*path.normalized != *path.raw && self.matches_one(path.raw))
     }
+}
+
+/// A rule's path from its `fields`: exactly one of `prefix`, `exact` or `suffix`
+/// (basic-auth's and jwt-auth's rules alike).
+pub fn rule_path(node: &Node<'_>, fields: &mut Fields<'_>) -> Result<PathRule, ConfigError> {
+    let kinds = [
+        fields
+            .get("prefix")
+            .map(|n| (n, PathRule::Prefix as fn(String) -> PathRule)),
+        fields
+            .get("exact")
+            .map(|n| (n, PathRule::Exact as fn(String) -> PathRule)),
+        fields
+            .get("suffix")
+            .map(|n| (n, PathRule::Suffix as fn(String) -> PathRule)),
+    ];
+    let mut given = kinds.into_iter().flatten();
+    match (given.next(), given.next()) {
+        (Some((n, make)), None) => PathRule::parse(&n, make),
+        (None, _) => Err(node.error("exactly one of prefix, exact, suffix is required")),
+        (Some(_), Some(_)) => Err(node.error("exactly one of prefix, exact, suffix is allowed")),
+    }
+}
+
+/// A rule's `request_methods` list (at most `max`): HTTP method tokens,
+/// uppercased, each once, and `HEAD` wherever `GET` is (Envoy answers a HEAD as
+/// a GET). Empty when the list is: the caller says what that means.
+pub fn rule_methods(list: &Node<'_>, max: usize) -> Result<Vec<String>, ConfigError> {
+    let mut methods: Vec<String> = Vec::new();
+    for item in list.list_at_most(max)? {
+        let method = item.str()?;
+        if !is_token(method) {
+            return Err(item.error(format!("'{}' is not an HTTP method", method.escape_debug())));
+        }
+        let method = method.to_ascii_uppercase();
+        if !methods.contains(&method) {
+            methods.push(method);
+        }
+    }
+    if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+        methods.push("HEAD".to_string());
+    }
+    Ok(methods)
 }
 
 #[cfg(test)]

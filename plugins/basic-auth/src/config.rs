@@ -5,8 +5,8 @@
 
 use crate::secret::{b64_decode, sha256};
 use common::config::{parse_json, ConfigError, Fields, Node};
-use common::headers::{check_name, is_framing, is_token};
-use common::path::PathRule;
+use common::headers::{check_name, is_framing};
+use common::path::{rule_methods, rule_path, PathRule};
 use common::DenyResponse;
 use serde_json::Value;
 use std::fmt;
@@ -160,43 +160,11 @@ fn quote(realm: &str) -> String {
 
 fn parse_rule(node: &Node<'_>) -> Result<Rule, ConfigError> {
     let mut fields = node.fields()?;
-    let kinds = [
-        fields
-            .get("prefix")
-            .map(|n| (n, PathRule::Prefix as fn(String) -> PathRule)),
-        fields
-            .get("exact")
-            .map(|n| (n, PathRule::Exact as fn(String) -> PathRule)),
-        fields
-            .get("suffix")
-            .map(|n| (n, PathRule::Suffix as fn(String) -> PathRule)),
-    ];
-    let mut given = kinds.into_iter().flatten();
-    let path = match (given.next(), given.next()) {
-        (Some((n, make)), None) => PathRule::parse(&n, make)?,
-        (None, _) => return Err(node.error("exactly one of prefix, exact, suffix is required")),
-        (Some(_), Some(_)) => {
-            return Err(node.error("exactly one of prefix, exact, suffix is allowed"))
-        }
-    };
-
+    let path = rule_path(node, &mut fields)?;
     let methods_node = fields.require("request_methods")?;
-    let mut methods = Vec::new();
-    for item in methods_node.list_at_most(MAX_METHODS)? {
-        let method = item.str()?;
-        if !is_token(method) {
-            return Err(item.error(format!("'{}' is not an HTTP method", method.escape_debug())));
-        }
-        let method = method.to_ascii_uppercase();
-        if !methods.contains(&method) {
-            methods.push(method);
-        }
-    }
+    let methods = rule_methods(&methods_node, MAX_METHODS)?;
     if methods.is_empty() {
         return Err(methods_node.error("must list at least one method"));
-    }
-    if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
-        methods.push("HEAD".to_string());
     }
 
     let credentials_node = fields.require("credentials")?;

@@ -7,7 +7,7 @@ use crate::jwks::{self, Key};
 use crate::remote::KeyState;
 use common::config::{ConfigError, Fields, Node};
 use common::headers::{check_name, is_connection_specific, is_token};
-use common::path::PathRule;
+use common::path::{rule_methods, rule_path, PathRule};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -392,44 +392,12 @@ fn parse_remote(node: &Node<'_>) -> Result<Remote, ConfigError> {
 
 fn parse_rule(node: &Node<'_>, providers: &[Provider]) -> Result<Rule, ConfigError> {
     let mut fields = node.fields()?;
-    let kinds = [
-        fields
-            .get("prefix")
-            .map(|n| (n, PathRule::Prefix as fn(String) -> PathRule)),
-        fields
-            .get("exact")
-            .map(|n| (n, PathRule::Exact as fn(String) -> PathRule)),
-        fields
-            .get("suffix")
-            .map(|n| (n, PathRule::Suffix as fn(String) -> PathRule)),
-    ];
-    let mut given = kinds.into_iter().flatten();
-    let path = match (given.next(), given.next()) {
-        (Some((n, make)), None) => PathRule::parse(&n, make)?,
-        (None, _) => return Err(node.error("exactly one of prefix, exact, suffix is required")),
-        (Some(_), Some(_)) => {
-            return Err(node.error("exactly one of prefix, exact, suffix is allowed"))
-        }
-    };
+    let path = rule_path(node, &mut fields)?;
     let mut methods: Vec<String> = Vec::new();
     if let Some(list) = fields.get("request_methods") {
-        for item in list.list_at_most(MAX_METHODS)? {
-            let method = item.str()?;
-            if !is_token(method) {
-                return Err(
-                    item.error(format!("'{}' is not an HTTP method", method.escape_debug()))
-                );
-            }
-            let method = method.to_ascii_uppercase();
-            if !methods.contains(&method) {
-                methods.push(method);
-            }
-        }
+        methods = rule_methods(&list, MAX_METHODS)?;
         if methods.is_empty() {
             return Err(list.error("must list at least one method (leave it out for all)"));
-        }
-        if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
-            methods.push("HEAD".to_string());
         }
     }
     let list = fields.require("providers")?;
