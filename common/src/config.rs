@@ -1,6 +1,12 @@
-//! Reading a plugin's JSON configuration field by field, so every error names the
-//! field path it is about (`deny.status: must be 200..=599, got 700`) and unknown
-//! fields are refused instead of silently ignored.
+//! Reading a plugin's JSON configuration, so every error names the field path it
+//! is about (`deny.status: must be 200..=599, got 700`) and unknown fields are
+//! refused instead of silently ignored. Configs are `#[derive(Deserialize)]` types
+//! read with [`from_value`]; [`Fields`] and [`Node`] read a document by hand.
+
+mod deserialize;
+pub mod fields;
+
+pub use deserialize::from_value;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -63,6 +69,11 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ConfigError> {
         )),
         (Err(e), None) => Err(ConfigError::new("", format!("invalid JSON: {e}"))),
     }
+}
+
+/// Parses configuration bytes (see [`parse_json`]) into `T`.
+pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+    from_value(&parse_json(bytes)?)
 }
 
 /// Deserializes a JSON value like `serde_json::Value` does, except that a repeated

@@ -1,6 +1,7 @@
 //! The response a plugin answers with when it refuses a request, read from the
 //! plugin's `deny` config and validated once at configure time.
 
+use crate::config::fields::DenySpec;
 use crate::config::{ConfigError, Node};
 use crate::headers::{check_name, check_value, is_framing, serialize};
 
@@ -45,6 +46,20 @@ impl DenyResponse {
     /// The headers in the host's serialized form.
     pub fn wire_headers(&self) -> &[u8] {
         &self.wire_headers
+    }
+
+    /// The denial a `deny` field describes, each part left out taking its default.
+    pub fn from_spec(
+        spec: Option<DenySpec>,
+        default_status: u32,
+        default_body: impl Into<String>,
+    ) -> Self {
+        let spec = spec.unwrap_or_default();
+        DenyResponse::new(
+            spec.status.map_or(default_status, |s| s.0),
+            spec.body.unwrap_or_else(|| default_body.into()),
+            spec.headers.unwrap_or_default().0,
+        )
     }
 
     /// Reads `{"status", "body", "headers"}` from `node` (absent = all defaults).

@@ -31,20 +31,25 @@ pub fn is_token(name: &str) -> bool {
 /// A configured header name: a token, returned lowercase (Envoy keeps header names
 /// lowercase, so comparing against a lowercase name needs no per-request folding).
 pub fn check_name(node: &Node<'_>, name: &str) -> Result<String, ConfigError> {
+    header_name(name).map_err(|message| node.error(message))
+}
+
+/// [`check_name`] without a node: the message says what is wrong.
+pub fn header_name(name: &str) -> Result<String, String> {
     if name.is_empty() {
-        return Err(node.error("header name must not be empty"));
+        return Err("header name must not be empty".into());
     }
     if name.starts_with(':') {
-        return Err(node.error(format!(
+        return Err(format!(
             "'{}' is a pseudo-header and cannot be used here",
             name.escape_debug()
-        )));
+        ));
     }
     if !is_token(name) {
-        return Err(node.error(format!(
+        return Err(format!(
             "'{}' is not a valid header name (RFC 9110 token)",
             name.escape_debug()
-        )));
+        ));
     }
     Ok(name.to_ascii_lowercase())
 }
@@ -69,8 +74,13 @@ pub fn is_connection_specific(name: &str) -> bool {
 
 /// A configured header value: CR, LF and NUL would split or truncate the header.
 pub fn check_value<'a>(node: &Node<'_>, value: &'a str) -> Result<&'a str, ConfigError> {
+    header_value(value).map_err(|message| node.error(message))
+}
+
+/// [`check_value`] without a node.
+pub fn header_value(value: &str) -> Result<&str, &'static str> {
     if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-        return Err(node.error("header value must not contain CR, LF or NUL"));
+        return Err("header value must not contain CR, LF or NUL");
     }
     Ok(value)
 }

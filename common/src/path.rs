@@ -8,6 +8,8 @@ use crate::config::{ConfigError, Fields, Node};
 use crate::headers::is_token;
 use std::borrow::Cow;
 
+pub mod fields;
+
 /// Why a request path is refused. The names are safe to log: none quotes the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
@@ -199,31 +201,40 @@ impl PathRule {
     /// normalized path); the error says how to write it.
     pub fn parse(node: &Node<'_>, make: fn(String) -> PathRule) -> Result<PathRule, ConfigError> {
         let text = node.non_empty_str()?;
+        PathRule::from_text(text, make).map_err(|message| node.error(message))
+    }
+
+    /// [`PathRule::parse`] without a node: the message says what is wrong.
+    pub fn from_text(text: &str, make: fn(String) -> PathRule) -> Result<PathRule, String> {
+        if text.is_empty() {
+            return Err("must not be empty".into());
+        }
         if text.contains(['?', '#']) {
-            return Err(node.error(
-                "must not contain '?' or '#': paths are matched without query string and fragment",
-            ));
+            return Err(
+                "must not contain '?' or '#': paths are matched without query string and fragment"
+                    .into(),
+            );
         }
         // Any control character, C1 (U+0080..=U+009F) included: the error below
         // quotes the path, and is logged as one line.
         if text.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(node.error("must not contain spaces or control characters"));
+            return Err("must not contain spaces or control characters".into());
         }
         if text.contains(';') {
-            return Err(node.error("must not contain ';': paths are matched without ;parameters"));
+            return Err("must not contain ';': paths are matched without ;parameters".into());
         }
         let rule = make(text.to_string());
         let absolute = match rule {
             PathRule::Suffix(_) if !text.starts_with('/') => format!("/{text}"),
             PathRule::Suffix(_) => text.to_string(),
-            _ if !text.starts_with('/') => return Err(node.error("must start with '/'")),
+            _ if !text.starts_with('/') => return Err("must start with '/'".into()),
             _ => text.to_string(),
         };
         let normalized = normalize(absolute.as_bytes()).map_err(|e| {
-            node.error(format!(
+            format!(
                 "cannot be matched: {}",
                 e.reason().replace("the path", "it")
-            ))
+            )
         })?;
         if *normalized != *absolute.as_bytes() {
             let hint = String::from_utf8_lossy(&normalized);
@@ -231,9 +242,9 @@ impl PathRule {
                 PathRule::Suffix(_) if !text.starts_with('/') => hint.trim_start_matches('/'),
                 _ => &hint,
             };
-            return Err(node.error(format!(
+            return Err(format!(
                 "is not a normalized path (requests are matched after resolving '//', '.', '..' and unreserved escapes): write '{hint}'"
-            )));
+            ));
         }
         Ok(rule)
     }
