@@ -376,7 +376,7 @@ fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(
         stderr.contains(
-            "edge.yaml: plugins[0] (team): config.values: must list at least one accepted value"
+            "edge.yaml: plugins[0] (team): config.values: must list at least one item"
         ),
         "{stderr}"
     );

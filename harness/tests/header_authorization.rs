@@ -135,7 +135,7 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
         ),
         (
             json!({"values": []}),
-            "values: must list at least one accepted value",
+            "values: must list at least one item",
         ),
         (
             json!({"deny": {"status": 700}}),

@@ -1,13 +1,30 @@
 //! The header-authorization configuration: which header, which values pass, and
 //! what a denied request gets back. Used by the plugin and by xtask alike.
 
-use common::config::{parse_json, ConfigError, Fields, Node};
-use common::headers::check_name;
+use common::config::fields::{DenySpec, List};
+use common::config::{from_value, parse_json, ConfigError};
+use common::headers::header_name;
 use common::DenyResponse;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The most accepted values: each request compares its header against all of them.
 pub const MAX_VALUES: usize = 256;
+
+/// The configuration as written (`pluginConfig`); its JSON Schema is the plugin's.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The request header to check (`:authority` for the Host). Default `allow`.
+    pub header: Option<CheckedHeader>,
+    /// The accepted values, exact and case-sensitive. Default `["true"]`.
+    pub values: Option<List<String, 1, MAX_VALUES>>,
+    /// The response to a request without an accepted value. Default 403 with a
+    /// body naming the header.
+    pub deny: Option<DenySpec>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -25,24 +42,13 @@ impl Config {
     }
 
     pub fn from_value(doc: &Value) -> Result<Self, ConfigError> {
-        let mut fields = Fields::root(doc)?;
-        let header = match fields.get("header") {
-            Some(node) => header_name(&node)?,
-            None => "allow".to_string(),
-        };
-        let values = match fields.get("values") {
-            Some(node) => {
-                let values = node.str_list_at_most(MAX_VALUES)?;
-                if values.is_empty() {
-                    return Err(node.error("must list at least one accepted value"));
-                }
-                values.into_iter().map(str::to_string).collect()
-            }
-            None => vec!["true".to_string()],
-        };
+        let spec: Spec = from_value(doc)?;
+        let header = spec.header.map_or_else(|| "allow".to_string(), |h| h.0);
+        let values = spec
+            .values
+            .map_or_else(|| vec!["true".to_string()], |v| v.0);
         let default_body = format!("denied: header '{header}' is missing or not allowed\n");
-        let deny = DenyResponse::parse(fields.get("deny"), 403, default_body)?;
-        fields.finish()?;
+        let deny = DenyResponse::from_spec(spec.deny, 403, default_body);
         Ok(Config {
             header,
             values,
@@ -54,18 +60,42 @@ impl Config {
 /// The header to check. Envoy holds the Host header as the pseudo-header
 /// `:authority` and never shows a plugin a `host` header, so `host` would deny every
 /// request: it is refused, and `:authority` is the one pseudo-header accepted.
-fn header_name(node: &Node<'_>) -> Result<String, ConfigError> {
-    let name = node.str()?;
-    if name.eq_ignore_ascii_case(":authority") {
-        return Ok(":authority".to_string());
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedHeader(pub String);
+
+impl<'de> Deserialize<'de> for CheckedHeader {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <&str>::deserialize(deserializer)?;
+        if name.eq_ignore_ascii_case(":authority") {
+            return Ok(CheckedHeader(":authority".to_string()));
+        }
+        let lower = header_name(name).map_err(de::Error::custom)?;
+        if lower == "host" {
+            return Err(de::Error::custom(
+                "Envoy holds the Host header as ':authority' and never shows a 'host' header: use \"header\": \":authority\"",
+            ));
+        }
+        Ok(CheckedHeader(lower))
     }
-    let lower = check_name(node, name)?;
-    if lower == "host" {
-        return Err(node.error(
-            "Envoy holds the Host header as ':authority' and never shows a 'host' header: use \"header\": \":authority\"",
-        ));
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for CheckedHeader {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CheckedHeader".into()
     }
-    Ok(lower)
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^(:[Aa][Uu][Tt][Hh][Oo][Rr][Ii][Tt][Yy]|[!#$%&'*+.^_`|~0-9A-Za-z-]+)$",
+            "not": {"pattern": "^[Hh][Oo][Ss][Tt]$"},
+        })
+    }
 }
 
 #[cfg(test)]
@@ -138,7 +168,7 @@ mod tests {
             ),
             (
                 r#"{"values": []}"#,
-                "values: must list at least one accepted value",
+                "values: must list at least one item",
             ),
             (
                 r#"{"values": "true"}"#,
