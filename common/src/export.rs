@@ -7,7 +7,8 @@
 /// with `response` when the plugin acts on responses and `calls` when it makes
 /// calls out (`export_plugin!(MyPlugin, response, calls)`), as its
 /// [`Plugin::RESPONSE`] and [`Plugin::CALLS`] say (checked at compile time).
-/// Only the crate's own wasm module has one, under the crate's `module` feature:
+/// It also names the plugin `<crate>::Exported`, on every target.
+/// Only the crate's own wasm module has the entry point, under the crate's `module` feature:
 /// xtask links every plugin natively (for their config types) and the chain
 /// module links them all, where their exports would clash.
 #[macro_export]
@@ -27,6 +28,11 @@ macro_rules! export_plugin {
         };
         #[cfg(all(target_arch = "wasm32", feature = "module"))]
         $crate::export_module!($crate::adapter::Module::single::<$plugin>() $(, $callback)*);
+
+        /// This crate's plugin under a fixed name: the lists of every plugin
+        /// (xtask's, the chain module's) are generated from `plugins/` and name
+        /// each `<crate>::Exported`.
+        pub type Exported = $plugin;
     };
 }
 

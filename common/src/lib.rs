@@ -20,4 +20,4 @@ pub mod plugin;
 
 pub use config::{ConfigError, Fields, Node};
 pub use deny::DenyResponse;
-pub use plugin::{CallResponse, Cx, Host, Map, Plugin, Step};
+pub use plugin::{CallResponse, Cx, Host, LocalRun, Map, Plugin, Step};

@@ -158,6 +158,31 @@ pub trait Plugin: 'static {
     fn on_wake(_config: &Self::Config, _stream: &mut Self::Stream, _cx: &mut Cx<'_>) -> Step {
         Step::Pause
     }
+
+    /// What `cargo xtask run` needs to host an instance on a laptop (see
+    /// [`LocalRun`]), from its configuration and the document it was built
+    /// from. Only xtask asks, natively; the module never calls it. By default
+    /// the plugin never denies a request.
+    fn local_run(_config: &Self::Config, _doc: &Value) -> LocalRun {
+        LocalRun::Passive
+    }
+}
+
+/// What a configured instance means for `cargo xtask run`, which hosts a
+/// gateway's plugins in a local Envoy with an echo upstream and prints curl
+/// commands that get a `GET /` past each of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LocalRun {
+    /// It never denies a request.
+    #[default]
+    Passive,
+    /// A `GET /` gets past it with these request headers; with none, no header
+    /// xtask could write does (a token only the issuer can sign, say), and the
+    /// curl commands stop at its denial.
+    Gate(Vec<(String, String)>),
+    /// It asks the auth service behind this Envoy cluster: locally, xtask's demo
+    /// auth service, which allows what it documents.
+    AuthCluster(String),
 }
 
 thread_local! {

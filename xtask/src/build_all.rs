@@ -1,18 +1,49 @@
-//! `cargo xtask build-all`: the plugins the gateway files use (all of them when
-//! there are none) to size-optimized wasm32-wasip1 modules at
-//! `target/dist/<plugin>.wasm`, with their sha256 beside them, each as an OCI
-//! image Istio pulls in the layout `target/dist/oci/`, then each gateway's Istio
-//! manifests in `manifests/<gateway>/`, pinned to those digests.
+//! `cargo xtask build-all`: every plugin (and the chain module, when a gateway
+//! fuses instances or there are no gateway files) to size-optimized
+//! wasm32-wasip1 modules at `target/dist/<plugin>.wasm`, with their sha256
+//! beside them, each as an OCI image Istio pulls in the layout
+//! `target/dist/oci/`, then each gateway's Istio manifests in
+//! `manifests/<gateway>/`, pinned to those digests. First it brings the
+//! Cargo.toml sections that name every plugin up to date with `plugins/`.
 
 use crate::build::{self, dist_dir, module_info, module_path, Module};
 use crate::gateway::{self, Gateway, Url};
 use crate::manifests;
 use crate::oci::{self, Image};
-use crate::util::{root, Args, Result};
+use crate::plugin_lists;
+use crate::util::{root, run, Args, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::Command;
+
+/// Set when build-all runs itself again after refreshing the plugin lists, so
+/// it never loops.
+const REFRESHED: &str = "XTASK_PLUGIN_LISTS_REFRESHED";
 
 pub fn run_command(args: &[String]) -> Result<()> {
+    // A plugin directory added (or copied) by hand: the lists follow the
+    // directory. This binary was built from the old lists, so cargo builds
+    // xtask again with the new ones and that one does the work.
+    let refreshed = plugin_lists::refresh(&root())?;
+    if !refreshed.is_empty() {
+        let files: Vec<String> = refreshed
+            .iter()
+            .map(|p| p.strip_prefix(root()).unwrap_or(p).display().to_string())
+            .collect();
+        println!(
+            "plugins/ changed: refreshed the plugin lists in {}",
+            files.join(", ")
+        );
+        if std::env::var_os(REFRESHED).is_some() {
+            return Err("build-all: the plugin lists changed again after a refresh".into());
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        return run(Command::new(cargo)
+            .current_dir(root())
+            .args(["run", "--quiet", "--package", "xtask", "--", "build-all"])
+            .args(args)
+            .env(REFRESHED, "1"));
+    }
     let mut gateways_path = gateway::default_dir();
     let mut only: Option<String> = None;
     let mut out = root().join("manifests");
@@ -29,13 +60,24 @@ pub fn run_command(args: &[String]) -> Result<()> {
     }
     // Every config is checked before anything is built or written.
     let gateways = gateway::select(&gateways_path, only.as_deref())?;
-    let plugins = if gateways.is_empty() {
-        build::plugins()?
+    let all = build::plugins()?;
+    let used = if gateways.is_empty() {
+        all.clone()
     } else {
         let mut used: Vec<String> = gateways.iter().flat_map(Gateway::modules).collect();
         used.sort();
         used.dedup();
         used
+    };
+    let plugins = match modules_dir {
+        // Prebuilt modules: those the gateways need.
+        Some(_) => used,
+        // Every plugin, used yet or not (a new one included); the chain when it
+        // is used.
+        None => all
+            .into_iter()
+            .filter(|p| p != build::CHAIN || used.contains(p))
+            .collect(),
     };
     let dist = match modules_dir {
         Some(dir) => {

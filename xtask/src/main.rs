@@ -23,6 +23,7 @@ mod gateway;
 mod local;
 mod manifests;
 mod oci;
+mod plugin_lists;
 mod plugins;
 mod registry;
 mod toolchain;

@@ -1,14 +1,18 @@
-//! The plugins xtask knows: for each, the plugin's own config type, compiled
-//! natively, validates an instance's config before anything is built or written,
-//! and says what `run` needs to host it locally.
+//! The plugins xtask knows: every crate under `plugins/`. For each, the plugin's
+//! own configuration code, compiled natively (the very `configure` it runs in
+//! `on_configure`), validates an instance's config before anything is built or
+//! written, and its `local_run` says what `run` needs to host it locally.
 //!
-//! Adding a plugin: add it to `[workspace.dependencies]` and to xtask's Cargo.toml,
-//! then add its entry to [`PLUGINS`]: `check` parses with the plugin's
-//! `config::Config::from_value` and returns [`Checked::gate`] (headers that pass it),
-//! [`Checked::passive`] (never denies) or [`Checked::auth_cluster`] (calls a cluster);
-//! a chain reports what its instances do, together ([`Checked::chain`]).
-//! A test checks that every directory under `plugins/` has its entry here.
+//! Adding a plugin: `cargo xtask new <name>` (or a crate under `plugins/` whose
+//! lib.rs says `common::export_plugin!(..)`, then `cargo xtask build-all`). The
+//! list below is made by build.rs from the generated section of xtask's
+//! Cargo.toml, which `new` and build-all keep equal to the directory
+//! (`plugin_lists`); a plugin says what `run` needs by implementing
+//! `common::Plugin::local_run` ([`LocalRun::Gate`]: headers that pass it;
+//! [`LocalRun::AuthCluster`]: calls a cluster; by default passive). A chain
+//! reports what its instances do, together ([`Checked::chain`]).
 
+use common::plugin::LocalRun;
 use common::ConfigError;
 use serde_json::Value;
 
@@ -75,6 +79,16 @@ impl Checked {
     }
 }
 
+impl From<LocalRun> for Checked {
+    fn from(run: LocalRun) -> Self {
+        match run {
+            LocalRun::Passive => Checked::passive(),
+            LocalRun::Gate(headers) => Checked::gate(headers),
+            LocalRun::AuthCluster(cluster) => Checked::auth_cluster(cluster),
+        }
+    }
+}
+
 /// A plugin xtask can validate and run.
 pub struct Plugin {
     /// Its directory under `plugins/` (and its crate name).
@@ -83,38 +97,15 @@ pub struct Plugin {
     pub check: fn(&Value) -> Result<Checked, ConfigError>,
 }
 
-pub const PLUGINS: &[Plugin] = &[
-    Plugin {
-        name: "header-authorization",
-        check: |c| header_authorization(header_authorization::config::Config::from_value(c)?),
-    },
-    Plugin {
-        name: "basic-auth",
-        check: |c| basic_auth(&basic_auth::config::Config::from_value(c)?, c),
-    },
-    Plugin {
-        name: "response-headers",
-        check: |c| {
-            response_headers::config::Config::from_value(c)?;
-            Ok(Checked::passive())
-        },
-    },
-    Plugin {
-        name: "chain",
-        check: chain,
-    },
-    Plugin {
-        name: "dispatch-auth",
-        check: |c| {
-            let config = dispatch_auth::config::Config::from_value(c)?;
-            Ok(Checked::auth_cluster(config.cluster))
-        },
-    },
-    Plugin {
-        name: "jwt-auth",
-        check: |c| jwt_auth(&jwt_auth::config::Config::from_value(c)?),
-    },
-];
+/// Every crate under `plugins/` (see the module's doc), sorted by name.
+pub const PLUGINS: &[Plugin] = include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+
+/// Parses an instance's config with plugin `P`'s own `configure` and asks it what
+/// `run` needs.
+fn check<P: common::Plugin>(doc: &Value) -> Result<Checked, ConfigError> {
+    let config = P::configure(doc)?;
+    Ok(P::local_run(&config, doc).into())
+}
 
 /// The plugin called `name`, if xtask knows it.
 pub fn find(name: &str) -> Option<&'static Plugin> {
@@ -142,65 +133,6 @@ fn chain(doc: &Value) -> Result<Checked, ConfigError> {
     Ok(Checked::chain(parts))
 }
 
-fn header_authorization(
-    config: header_authorization::config::Config,
-) -> Result<Checked, ConfigError> {
-    let value = config.values.into_iter().next().unwrap_or_default();
-    Ok(Checked::gate(vec![(config.header, value)]))
-}
-
-/// jwt-auth guards `GET /` when a rule needs a token there; no header gets a
-/// request past it that xtask could write (a token needs the issuer's key), so
-/// the curl commands stop at its 401.
-fn jwt_auth(config: &jwt_auth::config::Config) -> Result<Checked, ConfigError> {
-    match jwt_auth::request::decide(config, b"GET", &[], b"/") {
-        jwt_auth::request::Decision::Check { required: true, .. } => Ok(Checked::gate(vec![])),
-        _ => Ok(Checked::passive()),
-    }
-}
-
-/// basic-auth guards `GET /` (what the curl commands ask for) only when one of its
-/// rules covers it; then the pass header carries the first credential of the first
-/// such rule, read from the raw config because the parsed one keeps only digests.
-/// A `{SHA}`-style first credential cannot be turned back into a password: the
-/// curl commands then stop at basic-auth's denial.
-fn basic_auth(config: &basic_auth::config::Config, raw: &Value) -> Result<Checked, ConfigError> {
-    use base64::Engine;
-    let no_auth: [&[u8]; 0] = [];
-    if basic_auth::auth::decide(config, b"GET", &[], b"/", no_auth)
-        == basic_auth::auth::Decision::Pass
-    {
-        return Ok(Checked::passive());
-    }
-    let covers_root = |rule: &&Value| {
-        let single = |r: &Value| {
-            let mut one = r.clone();
-            one["credentials"] = serde_json::json!(["u:p"]);
-            serde_json::json!({"basic_auth_rules": [one]})
-        };
-        basic_auth::config::Config::from_value(&single(rule)).is_ok_and(|c| {
-            basic_auth::auth::decide(&c, b"GET", &[], b"/", no_auth)
-                != basic_auth::auth::Decision::Pass
-        })
-    };
-    let first = raw["basic_auth_rules"]
-        .as_array()
-        .and_then(|rules| rules.iter().find(covers_root))
-        .and_then(|rule| rule["credentials"].get(0))
-        .and_then(Value::as_str);
-    let header = match first {
-        Some(c) if c.contains(":{SHA") => None,
-        Some(c) if c.contains(':') => Some(base64::engine::general_purpose::STANDARD.encode(c)),
-        Some(c) => Some(c.to_string()),
-        None => None,
-    };
-    Ok(Checked::gate(
-        header
-            .map(|h| vec![("authorization".to_string(), format!("Basic {h}"))])
-            .unwrap_or_default(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +145,8 @@ mod tests {
         registered.sort_unstable();
         assert_eq!(
             dirs, registered,
-            "plugins/ and PLUGINS in xtask/src/plugins.rs disagree: add the missing line"
+            "plugins/ and xtask's list disagree (a plugin's NAME is not its directory, or \
+             xtask/Cargo.toml's generated section is stale: run `cargo xtask build-all`)"
         );
     }
 

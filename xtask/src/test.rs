@@ -109,7 +109,11 @@ pub fn run_command(args: &[String]) -> Result<()> {
         "end-to-end HTTP/1.1",
         "end-to-end tests (real Envoy, HTTP/1.1)",
     );
-    let first: Vec<String> = end_to_end_tests()?
+    let all_tests = end_to_end_tests()?;
+    let chain_pass = plugin_tests(&plugins, &all_tests);
+    let chain_pass: Vec<&str> = chain_pass.iter().map(String::as_str).collect();
+    let http2_pass: Vec<&str> = chain_pass.iter().copied().chain([PROTOCOLS_TEST]).collect();
+    let first: Vec<String> = all_tests
         .into_iter()
         .filter(|t| t != REGISTRY_TEST)
         .collect();
@@ -125,20 +129,20 @@ pub fn run_command(args: &[String]) -> Result<()> {
         "end-to-end HTTP/2",
         &format!(
             "end-to-end tests again over HTTP/2 (h2c, HARNESS_HTTP=2): {}",
-            HTTP2_PASS.join(", ")
+            http2_pass.join(", ")
         ),
     );
-    let http2 = run(&mut end_to_end("2", "separate", &HTTP2_PASS))
+    let http2 = run(&mut end_to_end("2", "separate", &http2_pass))
         .map_err(|e| format!("end-to-end tests over HTTP/2 (HARNESS_HTTP=2): {e}"));
     phases.start(
         "end-to-end chain",
         &format!(
             "end-to-end tests again with the plugins as chain instances (HTTP/1.1, \
              HARNESS_FORM=chain): {}",
-            CHAIN_PASS.join(", ")
+            chain_pass.join(", ")
         ),
     );
-    let chain = run(&mut end_to_end("1.1", "chain", &CHAIN_PASS))
+    let chain = run(&mut end_to_end("1.1", "chain", &chain_pass))
         .map_err(|e| format!("end-to-end tests in the chain form (HARNESS_FORM=chain): {e}"));
     phases.start(
         "registry",
@@ -172,33 +176,29 @@ fn end_to_end_tests() -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// The end-to-end test binaries run a second time with `HARNESS_HTTP=2`: every
-/// plugin's, and `protocols`, which checks with Envoy's own counters that the
-/// pass really is HTTP/2. Not `gateways`: it drives the xtask binary, and what it
-/// checks (files, swaps, processes) does not depend on the client's protocol. Not
-/// `crash_policy`: it pins what Envoy does with a dead VM, not what a plugin does
-/// with a request, and keeps two cores busy for 25 s (1 GiB leaks) per pass.
-const HTTP2_PASS: [&str; 6] = [
-    "header_authorization",
-    "basic_auth",
-    "response_headers",
-    "dispatch_auth",
-    "jwt_auth",
-    "protocols",
-];
+/// The end-to-end test binaries of the plugins, found by name: every plugin's
+/// test file, `harness/tests/<plugin with '_' for '-'>.rs` (the chain's own,
+/// `chain.rs`, compares the forms and runs in the first pass only). They run a
+/// second time with `HARNESS_HTTP=2`, with `protocols`, which checks with Envoy's
+/// own counters that the pass really is HTTP/2, and a third time with
+/// `HARNESS_FORM=chain`, over HTTP/1.1: each plugin then runs as an instance of
+/// the chain module, so each plugin test also checks that the chain does what
+/// separate filters do. Not `gateways`: it drives the xtask binary, and what it
+/// checks (files, swaps, processes) does not depend on the client's protocol or
+/// form. Not `crash_policy`: it pins what Envoy does with a dead VM, not what a
+/// plugin does with a request, and keeps two cores busy for 25 s (1 GiB leaks)
+/// per pass.
+fn plugin_tests(plugins: &[String], tests: &[String]) -> Vec<String> {
+    plugins
+        .iter()
+        .filter(|p| *p != build::CHAIN)
+        .map(|p| p.replace('-', "_"))
+        .filter(|t| tests.contains(t))
+        .collect()
+}
 
-/// The end-to-end test binaries run a third time with `HARNESS_FORM=chain`,
-/// over HTTP/1.1: every plugin's, each plugin then running as an instance of the
-/// chain module, so each plugin test also checks that the chain does what
-/// separate filters do. (`chain`, in the first pass, compares the two forms
-/// directly.)
-const CHAIN_PASS: [&str; 5] = [
-    "header_authorization",
-    "basic_auth",
-    "response_headers",
-    "dispatch_auth",
-    "jwt_auth",
-];
+/// What checks, in the HTTP/2 pass, that it is one.
+const PROTOCOLS_TEST: &str = "protocols";
 
 /// Wall time per phase, so a CI log shows where the time goes.
 #[derive(Default)]
@@ -234,5 +234,22 @@ impl Phases {
             parts.join(", "),
             total.as_secs_f64()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_plugin_with_a_test_file_joins_the_http2_and_chain_passes() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let plugins = names(&["basic-auth", "chain", "my-plugin", "untested"]);
+        let tests = names(&["basic_auth", "chain", "gateways", "my_plugin", "protocols"]);
+        assert_eq!(plugin_tests(&plugins, &tests), ["basic_auth", "my_plugin"]);
+        // Today's plugins all have theirs.
+        let plugins = build::plugins().unwrap();
+        let found = plugin_tests(&plugins, &end_to_end_tests().unwrap());
+        assert_eq!(found.len(), plugins.len() - 1, "{found:?}");
     }
 }

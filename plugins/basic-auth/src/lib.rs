@@ -4,12 +4,13 @@
 
 pub mod auth;
 pub mod config;
+mod local;
 pub mod secret;
 
 use auth::{Decision, MAX_OVERRIDES, METHOD_OVERRIDES};
 use common::headers::is_spelling_of;
 use common::path::{BAD_PATH_BODY, BAD_PATH_STATUS};
-use common::plugin::{Cx, Map, Plugin, Step};
+use common::plugin::{Cx, LocalRun, Map, Plugin, Step};
 use config::Config;
 use serde_json::Value;
 
@@ -121,6 +122,10 @@ impl Plugin for BasicAuth {
                 Step::Stop
             }
         }
+    }
+
+    fn local_run(config: &Config, doc: &Value) -> LocalRun {
+        local::run(config, doc)
     }
 }
 

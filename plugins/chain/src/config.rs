@@ -20,28 +20,9 @@ fn make<P: Plugin>(label: &str, doc: &Value) -> Result<Box<dyn Instance>, Config
 }
 
 /// The plugins this chain module runs, by the name a gateway file and the
-/// `plugin` field use: those it was built with (each a cargo feature).
-pub const PLUGINS: &[(&str, Make)] = &[
-    #[cfg(feature = "header-authorization")]
-    (
-        header_authorization::HeaderAuthorization::NAME,
-        make::<header_authorization::HeaderAuthorization>,
-    ),
-    #[cfg(feature = "basic-auth")]
-    (basic_auth::BasicAuth::NAME, make::<basic_auth::BasicAuth>),
-    #[cfg(feature = "response-headers")]
-    (
-        response_headers::ResponseHeaders::NAME,
-        make::<response_headers::ResponseHeaders>,
-    ),
-    #[cfg(feature = "dispatch-auth")]
-    (
-        dispatch_auth::DispatchAuth::NAME,
-        make::<dispatch_auth::DispatchAuth>,
-    ),
-    #[cfg(feature = "jwt-auth")]
-    (jwt_auth::JwtAuth::NAME, make::<jwt_auth::JwtAuth>),
-];
+/// `plugin` field use: those it was built with (each a cargo feature), listed by
+/// build.rs from the generated section of Cargo.toml.
+pub const PLUGINS: &[(&str, Make)] = include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
 /// One instance as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +186,7 @@ mod tests {
             (json!({"chain": [{"name": "x"}]}), "chain[0].plugin: is required"),
             (
                 json!({"chain": [{"plugin": "nope"}]}),
-                "chain[0].plugin: unknown plugin 'nope' (known: header-authorization, basic-auth, response-headers, dispatch-auth, jwt-auth)",
+                "chain[0].plugin: unknown plugin 'nope' (known: basic-auth, dispatch-auth, header-authorization, jwt-auth, response-headers)",
             ),
             (
                 json!({"chain": [{"plugin": "header-authorization", "name": "A b"}]}),

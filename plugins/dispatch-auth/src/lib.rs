@@ -16,7 +16,7 @@ pub mod shared;
 pub mod verdict;
 
 use common::host::Action;
-use common::plugin::{CallResponse, Cx, DispatchError, Map, Plugin, Step};
+use common::plugin::{CallResponse, Cx, DispatchError, LocalRun, Map, Plugin, Step};
 use flow::{Shared, Stream};
 use pending::Registry;
 use serde_json::Value;
@@ -72,6 +72,11 @@ impl Plugin for DispatchAuth {
         stream.on_call_response(shared, &mut host, pairs, call.body_size);
         let resumed = host.resumed;
         step(stream, resumed)
+    }
+
+    /// Every request asks the auth service behind `cluster`.
+    fn local_run(shared: &Shared, _doc: &Value) -> LocalRun {
+        LocalRun::AuthCluster(shared.config.cluster.clone())
     }
 }
 

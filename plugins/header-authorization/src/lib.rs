@@ -6,7 +6,7 @@ pub mod authorize;
 pub mod config;
 
 use authorize::Decision;
-use common::plugin::{Cx, Plugin, Step};
+use common::plugin::{Cx, LocalRun, Plugin, Step};
 use config::Config;
 use serde_json::Value;
 
@@ -37,6 +37,12 @@ impl Plugin for HeaderAuthorization {
         log::debug!("#{id} header '{header}' {outcome}: denied");
         cx.host.send_deny(&config.deny);
         Step::Stop
+    }
+
+    /// A request passes with the header's first accepted value.
+    fn local_run(config: &Config, _doc: &Value) -> LocalRun {
+        let value = config.values.first().cloned().unwrap_or_default();
+        LocalRun::Gate(vec![(config.header.clone(), value)])
     }
 }
 

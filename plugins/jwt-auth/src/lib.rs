@@ -17,7 +17,7 @@ pub mod verify;
 
 use common::cache::{heap, Cache, Key as CacheKey, Weight};
 use common::path::{BAD_PATH_BODY, BAD_PATH_STATUS};
-use common::plugin::{CallResponse, Cx, Map, Plugin, Step};
+use common::plugin::{CallResponse, Cx, LocalRun, Map, Plugin, Step};
 use config::{Config, Keys};
 use flow::{check, edit_refused, fetched_keys, refuse, resume};
 use remote::KeyState;
@@ -231,6 +231,15 @@ impl Plugin for JwtAuth {
         match stream.pending.take() {
             Some(pending) => resume(shared, cx, &pending),
             None => Step::Continue,
+        }
+    }
+
+    /// It guards `GET /` when a rule needs a token there; no header xtask could
+    /// write gets a request past it (a token needs the issuer's key).
+    fn local_run(shared: &Shared, _doc: &Value) -> LocalRun {
+        match request::decide(&shared.config, b"GET", &[], b"/") {
+            Decision::Check { required: true, .. } => LocalRun::Gate(Vec::new()),
+            _ => LocalRun::Passive,
         }
     }
 }
