@@ -9,6 +9,7 @@
 mod bench;
 mod build_all;
 mod fuzz;
+mod new;
 mod push;
 mod run;
 mod test;
@@ -85,6 +86,10 @@ commands:
                requests mixed in; Envoy's RSS and each plugin VM's wasm memory
                every 100k requests, their growth and a flat/growing verdict, also
                written to target/bench/soak.txt (--plugins a,b or none: a sub-stack)
+  new NAME     a new plugin: plugins/NAME/ (config type, host-free logic
+               with its unit test, the adapter, README, a gateway file to try
+               it) and its end-to-end test harness/tests/NAME.rs ('-' as '_');
+               then the Cargo.toml sections that list every plugin
   fuzz [TARGET...] [--runs N | --seconds S]
                build the fuzz targets (fuzz/) with libFuzzer and run each (all
                by default) for N executions (default 1000000) or S seconds;
@@ -109,6 +114,7 @@ fn main() -> ExitCode {
         Some("test") => test::run_command(&args[1..]),
         Some("bench") => bench::run_command(&args[1..]),
         Some("fuzz") => fuzz::run_command(&args[1..]),
+        Some("new") => new::run_command(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
