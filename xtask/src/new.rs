@@ -1,7 +1,7 @@
 //! `cargo xtask new <name>`: a new plugin, `plugins/<name>/`, that builds, runs
 //! and passes its tests straight away: a config type, host-free logic with a
 //! table-driven unit test, the few-line adapter, a README with a config table, a
-//! gateway file to try it with, and an end-to-end test in a real Envoy
+//! gateway file to try it with (`<name>.yaml`), and an end-to-end test in a real Envoy
 //! (`harness/tests/<name with '_'>.rs`). Then the Cargo.toml sections that name
 //! every plugin are written (`plugin_lists`); nothing else lists plugins.
 //!
@@ -14,12 +14,31 @@ use std::path::{Path, PathBuf};
 
 /// The files of a new plugin: (path under `plugins/<name>/`, template).
 const PLUGIN_FILES: [(&str, &str); 6] = [
-    ("Cargo.toml", include_str!("../templates/plugin/Cargo.toml.tmpl")),
-    ("README.md", include_str!("../templates/plugin/README.md.tmpl")),
-    ("gateway.yaml", include_str!("../templates/plugin/gateway.yaml.tmpl")),
-    ("src/lib.rs", include_str!("../templates/plugin/src/lib.rs.tmpl")),
-    ("src/config.rs", include_str!("../templates/plugin/src/config.rs.tmpl")),
-    ("src/decide.rs", include_str!("../templates/plugin/src/decide.rs.tmpl")),
+    (
+        "Cargo.toml",
+        include_str!("../templates/plugin/Cargo.toml.tmpl"),
+    ),
+    (
+        "README.md",
+        include_str!("../templates/plugin/README.md.tmpl"),
+    ),
+    // A gateway file is named after the gateway it holds.
+    (
+        "@NAME@.yaml",
+        include_str!("../templates/plugin/gateway.yaml.tmpl"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../templates/plugin/src/lib.rs.tmpl"),
+    ),
+    (
+        "src/config.rs",
+        include_str!("../templates/plugin/src/config.rs.tmpl"),
+    ),
+    (
+        "src/decide.rs",
+        include_str!("../templates/plugin/src/decide.rs.tmpl"),
+    ),
 ];
 
 /// Its end-to-end test, `harness/tests/<crate>.rs`.
@@ -53,10 +72,10 @@ pub fn run_command(args: &[String]) -> Result<()> {
     }
     let krate = name.replace('-', "_");
     println!(
-        "\nplugins/{name}/ is a plugin now; next:\n  \
-         cargo xtask run --gateways plugins/{name}/gateway.yaml   # in a local Envoy\n  \
-         cargo xtask test -- {krate}                           # its unit and end-to-end tests\n  \
-         cargo xtask build-all                                 # every module, {name}.wasm among them"
+        "\nplugins/{name}/ is a plugin now. Next:\n  \
+         cargo xtask run --gateways plugins/{name}/{name}.yaml  (it in a local Envoy)\n  \
+         cargo xtask test -- {krate}  (its unit and end-to-end tests)\n  \
+         cargo xtask build-all  (every module, {name}.wasm among them)"
     );
     Ok(())
 }
@@ -80,11 +99,15 @@ pub fn create(root: &Path, name: &str) -> Result<Vec<PathBuf>> {
     let dir = plugins.join(name);
     let mut written = Vec::new();
     for (file, template) in PLUGIN_FILES {
-        write(&staging.join(file), &fill(template))?;
+        let file = fill(file);
+        write(&staging.join(&file), &fill(template))?;
         written.push(dir.join(file));
     }
     std::fs::rename(&staging, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let test = root.join("harness").join("tests").join(format!("{krate}.rs"));
+    let test = root
+        .join("harness")
+        .join("tests")
+        .join(format!("{krate}.rs"));
     write(&test, &fill(TEST))?;
     written.push(test);
     written.extend(plugin_lists::refresh(root)?);
@@ -100,7 +123,10 @@ fn write(path: &Path, text: &str) -> Result<()> {
 
 fn relative(path: &Path) -> String {
     let root = root();
-    path.strip_prefix(&root).unwrap_or(path).display().to_string()
+    path.strip_prefix(&root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 /// A plugin name is its directory, its package, its crate (with '_' for '-'),
@@ -148,7 +174,9 @@ pub fn check_free(root: &Path, name: &str) -> Result<()> {
     }
     let test = format!("harness/tests/{krate}.rs");
     if root.join(&test).exists() || root.join(format!("harness/tests/{krate}")).exists() {
-        return Err(format!("new: {test} (or a directory of that name) exists already"));
+        return Err(format!(
+            "new: {test} (or a directory of that name) exists already"
+        ));
     }
     let lock = root.join("Cargo.lock");
     let text = std::fs::read_to_string(&lock).unwrap_or_default();
@@ -161,7 +189,11 @@ pub fn check_free(root: &Path, name: &str) -> Result<()> {
     // Workspace crates the lock file may not list yet.
     for dir in ["plugins", "harness/modules"] {
         if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
-            crates.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+            crates.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
         }
     }
     crates.extend(["common", "harness", "xtask", "fuzz", "chain"].map(String::from));
@@ -217,7 +249,13 @@ mod tests {
             check_name(&long).unwrap_err(),
             format!("new: '{long}' is longer than 40 characters")
         );
-        for ok in ["a", "demo-plugin", "x2", "rate-limit-v2", &"a".repeat(MAX_LEN)] {
+        for ok in [
+            "a",
+            "demo-plugin",
+            "x2",
+            "rate-limit-v2",
+            &"a".repeat(MAX_LEN),
+        ] {
             assert_eq!(check_name(ok), Ok(()), "{ok}");
         }
     }
@@ -258,7 +296,10 @@ mod tests {
                 .replace("@NAME@", "")
                 .replace("@CRATE@", "")
                 .replace("@TYPE@", "");
-            assert!(!left.contains('@'), "{file} has a placeholder create does not fill");
+            assert!(
+                !left.contains('@'),
+                "{file} has a placeholder create does not fill"
+            );
         }
     }
 }
