@@ -2,8 +2,11 @@
 //! then the plugins (and the test-only modules of `harness/modules/`) built to
 //! wasm and the end-to-end tests run against them in a real Envoy, over HTTP/1.1
 //! and then, for the plugins' tests, over HTTP/2 (h2c) and with every plugin an
-//! instance of the chain module, and once pushing the images to a real registry
-//! and reading them back with skopeo.
+//! instance of the chain module, then `cargo xtask new` proved in a copy of the
+//! workspace (`scaffold`), and once pushing the images to a real registry and
+//! reading them back with skopeo.
+
+mod scaffold;
 
 use crate::util::{output, root, run, Result};
 use crate::{build, envoy, fuzzing, registry};
@@ -144,6 +147,18 @@ pub fn run_command(args: &[String]) -> Result<()> {
     );
     let chain = run(&mut end_to_end("1.1", "chain", &chain_pass))
         .map_err(|e| format!("end-to-end tests in the chain form (HARNESS_FORM=chain): {e}"));
+    // With a test name filter, only when it names this phase.
+    let scaffold = if extra.is_empty() || extra.iter().any(|a| a == SCAFFOLD) {
+        phases.start(
+            SCAFFOLD,
+            "scaffold: `cargo xtask new demo-plugin` in a copy of the workspace, then \
+             build-all, a gateway file using it, its unit and end-to-end tests",
+        );
+        scaffold::run(&cargo, &envoy).map_err(|e| format!("scaffold: {e}"))
+    } else {
+        println!("== scaffold: skipped (a test name filter was given; `-- {SCAFFOLD}` runs it)");
+        Ok(())
+    };
     phases.start(
         "registry",
         "registry tests (build-all's images pushed to a real registry, read back by skopeo)",
@@ -154,8 +169,12 @@ pub fn run_command(args: &[String]) -> Result<()> {
     .map_err(|e| format!("registry tests: {e}"));
     // Printed whether or not the end-to-end tests passed.
     println!("{}", phases.summary());
-    http1.and(http2).and(chain).and(registry)
+    http1.and(http2).and(chain).and(scaffold).and(registry)
 }
+
+/// The phase that proves `cargo xtask new` (see `scaffold`), and the filter word
+/// that runs it alone.
+const SCAFFOLD: &str = "scaffold";
 
 /// The registry tests run once, in a phase of their own: they test pushing, not a
 /// plugin, so neither the protocol nor the form changes what they check.
