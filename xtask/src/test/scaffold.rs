@@ -81,15 +81,22 @@ fn steps(cargo: &str, envoy: &Path, dir: &Path) -> Result<()> {
     own_version(&ws.join("Cargo.toml"))?;
     let linked = link_dependencies(&target_dir(), &target);
     println!(
-        "copied the workspace to {} ({linked} compiled files linked from {})",
+        "copied the workspace to {} ({} compiled files linked from {})",
         ws.display(),
+        linked.len(),
         target_dir().display()
     );
+    let result = in_copy(cargo, envoy, &ws, &target);
+    unchanged(&linked).and(result)
+}
+
+/// The commands, in the copy `ws` with its target directory `target`.
+fn in_copy(cargo: &str, envoy: &Path, ws: &Path, target: &Path) -> Result<()> {
     let command = |args: &[&str]| {
         let mut c = Command::new(cargo);
-        c.current_dir(&ws)
+        c.current_dir(ws)
             .args(args)
-            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_TARGET_DIR", target)
             .env("ENVOY_BIN", envoy)
             .env_remove("PLUGIN_DIST")
             .env_remove("XTASK_PLUGIN_LISTS_REFRESHED");
@@ -245,42 +252,105 @@ fn own_version(manifest: &Path) -> Result<()> {
     write(manifest, &(lines.join("\n") + "\n"))
 }
 
-/// Hard-links the compiled units of `real` (by their hashed names, which the
-/// copy's workspace crates never take) into `copy`; returns how many. Nothing
-/// is linked where links cannot be made: the copy then builds everything.
-fn link_dependencies(real: &Path, copy: &Path) -> usize {
-    let mut count = 0;
+/// Seeds `copy` with the compiled units of `real`; returns how many files it
+/// linked. Cargo, rustc and the linker replace a compiled unit (an `.rlib`,
+/// `.rmeta`, `.so` or executable) with a new file, so those are hard links
+/// (the copy's workspace crates never take their names: see the module's doc).
+/// What is written in place is copied: rustc's dep-info (`.d`), cargo's
+/// fingerprints, and what build scripts wrote (their `OUT_DIR`s and outputs),
+/// which a build script run again in the copy writes (its `OUT_DIR` path
+/// differs, so some are). Each
+/// linked file's size and mtime are kept, and [`unchanged`] checks them after
+/// the phase. Where links cannot be made, nothing is seeded: the copy then
+/// builds everything.
+fn link_dependencies(real: &Path, copy: &Path) -> Vec<Linked> {
+    let mut linked = Vec::new();
     for profile in ["debug", "release", "wasm32-wasip1/release"] {
-        for part in ["deps", "build", ".fingerprint"] {
-            count += link_tree(
-                &real.join(profile).join(part),
-                &copy.join(profile).join(part),
-            );
-        }
+        let (real, copy) = (real.join(profile), copy.join(profile));
+        seed(&real.join("deps"), &copy.join("deps"), false, &mut linked);
+        seed(&real.join("build"), &copy.join("build"), true, &mut linked);
+        seed(
+            &real.join(".fingerprint"),
+            &copy.join(".fingerprint"),
+            true,
+            &mut linked,
+        );
     }
-    count
+    linked
 }
 
-fn link_tree(from: &Path, to: &Path) -> usize {
+/// A file of the real target directory linked into the copy, as it was.
+type Linked = (PathBuf, Option<(u64, std::time::SystemTime)>);
+
+fn stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// Links (or, with `copy`, and for a `.d` file, copies) the files under `from`
+/// to `to`, noting each link in `linked`.
+fn seed(from: &Path, to: &Path, copy: bool, linked: &mut Vec<Linked>) {
     let Ok(entries) = std::fs::read_dir(from) else {
-        return 0;
+        return;
     };
     if std::fs::create_dir_all(to).is_err() {
-        return 0;
+        return;
     }
-    let mut count = 0;
     for entry in entries.flatten() {
         let Ok(kind) = entry.file_type() else {
             continue;
         };
-        let dest = to.join(entry.file_name());
+        let (path, dest) = (entry.path(), to.join(entry.file_name()));
         if kind.is_dir() {
-            count += link_tree(&entry.path(), &dest);
-        } else if kind.is_file() && std::fs::hard_link(entry.path(), &dest).is_ok() {
-            count += 1;
+            seed(&path, &dest, copy, linked);
+        } else if !kind.is_file() {
+            continue;
+        } else if (copy && !is_build_script(&path)) || path.extension().is_some_and(|e| e == "d") {
+            copy_file(&path, &dest);
+        } else if std::fs::hard_link(&path, &dest).is_ok() {
+            let was = stamp(&path);
+            linked.push((path, was));
         }
     }
-    count
+}
+
+/// A compiled build script (which the linker replaces, as any executable): in
+/// a `build/` directory everything else is written in place.
+fn is_build_script(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    name.starts_with("build-script-") || name.starts_with("build_script_")
+}
+
+/// Copies a file with its mtime: cargo compares the times of a unit's
+/// fingerprint and outputs with those of its dependencies, and a fingerprint
+/// newer than the linked outputs would make it build every dependent again.
+fn copy_file(from: &Path, to: &Path) {
+    let copied = std::fs::copy(from, to).is_ok();
+    if let (true, Ok(meta)) = (copied, std::fs::metadata(from)) {
+        if let (Ok(mtime), Ok(file)) = (
+            meta.modified(),
+            std::fs::File::options().write(true).open(to),
+        ) {
+            let _ = file.set_modified(mtime);
+        }
+    }
+}
+
+/// Refuses when the copy wrote through a link into the real target directory.
+fn unchanged(linked: &[Linked]) -> Result<()> {
+    let changed: Vec<String> = linked
+        .iter()
+        .filter(|(path, was)| stamp(path) != *was)
+        .map(|(path, _)| path.display().to_string())
+        .take(5)
+        .collect();
+    match changed.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "the copy wrote through hard links into the real target directory: {}",
+            changed.join(", ")
+        )),
+    }
 }
 
 #[cfg(test)]
