@@ -77,7 +77,8 @@ impl de::Error for Error {
         let got = match unexp {
             Unexpected::Unsigned(n) => n.to_string(),
             Unexpected::Signed(n) => n.to_string(),
-            Unexpected::Float(n) => n.to_string(),
+            // Formatting a float would link core's float printing (~6 KB of wasm).
+            Unexpected::Float(_) => "a fractional number".to_string(),
             Unexpected::Bool(b) => b.to_string(),
             other => kind(&other).to_string(),
         };
