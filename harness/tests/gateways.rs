@@ -344,6 +344,8 @@ fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
             .arg(&gateways)
             .arg("--out")
             .arg(&out)
+            .arg("--schemas")
+            .arg(out.with_file_name("schemas"))
             .arg("--modules")
             .arg(dist_dir());
         output_within_a_minute(cmd)
