@@ -5,6 +5,8 @@
 //! field types check themselves while they are read; what spans several fields
 //! (the name against the file's, unique instance names, the Istio version's
 //! floors, each instance's `config` by its plugin) is checked in `parse`.
+//! `errorMessage` and `patternErrorMessage` are yaml-language-server's (and VS
+//! Code's) keywords for what an editor says; validators ignore them.
 
 use super::{Api, FailStrategy, Phase};
 use crate::plugins;
@@ -102,7 +104,10 @@ pub struct InstanceSpec {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(extend(
     "if" = {"properties": {"valueFrom": {"const": "HOST"}}, "required": ["valueFrom"]},
-    "then" = {"not": {"required": ["value"]}}
+    "then" = {"properties": {"value": {
+        "type": "null",
+        "errorMessage": "must be left out with valueFrom: HOST"
+    }}}
 ))]
 pub struct EnvSpec {
     /// The variable's name (letters, digits and `_`, not starting with a digit),
@@ -192,6 +197,7 @@ impl JsonSchema for Name {
             "type": "string",
             "maxLength": 63,
             "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+            "patternErrorMessage": "lowercase letters, digits and '-', at most 63",
         })
     }
 }
@@ -662,7 +668,11 @@ impl JsonSchema for EnvName {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"})
+        json_schema!({
+            "type": "string",
+            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+            "patternErrorMessage": "letters, digits and '_', not starting with a digit",
+        })
     }
 }
 
@@ -692,6 +702,7 @@ impl JsonSchema for UrlText {
         json_schema!({
             "type": "string",
             "pattern": "^((oci|https)://|file:///)\\S*[^\\s/]\\S*$",
+            "patternErrorMessage": "expected oci://<registry>/<repository>, file:///<dir> or https://<host>/<path>",
         })
     }
 }
@@ -723,6 +734,7 @@ impl JsonSchema for IstioVersion {
         json_schema!({
             "type": "string",
             "pattern": "^1\\.(0?1[2-9]|0?[2-9][0-9]|[1-9][0-9]{2})$",
+            "patternErrorMessage": "an Istio version from 1.12 on, quoted: \"1.28\"",
         })
     }
 }
