@@ -16,8 +16,8 @@ pub fn assert_schema_accepts(plugin: &str, configuration: &str) {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return;
     };
-    let schema: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
+    let schema: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
     let config: Value = if configuration.bytes().all(|b| b.is_ascii_whitespace()) {
         Value::Object(Default::default())
     } else {
