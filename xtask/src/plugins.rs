@@ -10,6 +10,7 @@
 //! A test checks that every directory under `plugins/` has its entry here.
 
 use common::ConfigError;
+use schemars::Schema;
 use serde_json::Value;
 
 /// What `run`'s demo auth service allows, so what gets past a plugin that calls one.
@@ -81,16 +82,30 @@ pub struct Plugin {
     pub name: &'static str,
     /// Parses an instance's `config` with the plugin's own config type.
     pub check: fn(&Value) -> Result<Checked, ConfigError>,
+    /// The JSON Schema of that config type (its crate's `schema` feature), or
+    /// `None` while its config is still read by hand.
+    pub schema: fn() -> Option<Schema>,
+}
+
+/// `T`'s JSON Schema in draft-07, the draft yaml-language-server (and so the
+/// VS Code YAML extension) validates with; schemars' default, 2020-12, it
+/// does not fully support.
+pub fn schema_of<T: schemars::JsonSchema>() -> Option<Schema> {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    Some(generator.into_root_schema_for::<T>())
 }
 
 pub const PLUGINS: &[Plugin] = &[
     Plugin {
         name: "header-authorization",
         check: |c| header_authorization(header_authorization::config::Config::from_value(c)?),
+        schema: schema_of::<header_authorization::config::Spec>,
     },
     Plugin {
         name: "basic-auth",
         check: |c| basic_auth(&basic_auth::config::Config::from_value(c)?, c),
+        // converted to serde in parallel: its schema appears when it is.
+        schema: || None,
     },
     Plugin {
         name: "response-headers",
@@ -98,10 +113,14 @@ pub const PLUGINS: &[Plugin] = &[
             response_headers::config::Config::from_value(c)?;
             Ok(Checked::passive())
         },
+        // converted to serde in parallel: its schema appears when it is.
+        schema: || None,
     },
     Plugin {
         name: "chain",
         check: chain,
+        // converted to serde in parallel: its schema appears when it is.
+        schema: || None,
     },
     Plugin {
         name: "dispatch-auth",
@@ -109,10 +128,14 @@ pub const PLUGINS: &[Plugin] = &[
             let config = dispatch_auth::config::Config::from_value(c)?;
             Ok(Checked::auth_cluster(config.cluster))
         },
+        // converted to serde in parallel: its schema appears when it is.
+        schema: || None,
     },
     Plugin {
         name: "jwt-auth",
         check: |c| jwt_auth(&jwt_auth::config::Config::from_value(c)?),
+        // converted to serde in parallel: its schema appears when it is.
+        schema: || None,
     },
 ];
 
