@@ -623,10 +623,19 @@ pub(crate) mod tests {
                 {"prefix": "/", "request_methods": methods, "credentials": credentials}]})
         };
         let cases = [
-            rule(serde_json::json!(["GET"]), serde_json::json!([["u:s3cr3t"]])),
+            rule(
+                serde_json::json!(["GET"]),
+                serde_json::json!([["u:s3cr3t"]]),
+            ),
             rule(serde_json::json!(["GET"]), serde_json::json!("u:s3cr3t")),
-            rule(serde_json::json!(["GET"]), serde_json::json!({"u": "s3cr3t"})),
-            rule(serde_json::json!(["GET"]), serde_json::json!([{"u": "s3cr3t"}])),
+            rule(
+                serde_json::json!(["GET"]),
+                serde_json::json!({"u": "s3cr3t"}),
+            ),
+            rule(
+                serde_json::json!(["GET"]),
+                serde_json::json!([{"u": "s3cr3t"}]),
+            ),
             serde_json::json!({"basic_auth_rules": [
                 {"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"]}],
                 "realm": ["u:s3cr3t"]}),
@@ -650,7 +659,10 @@ pub(crate) mod tests {
         assert_eq!(schema["required"], serde_json::json!(["basic_auth_rules"]));
         assert_eq!(schema["additionalProperties"], false);
         let rules = &schema["properties"]["basic_auth_rules"];
-        assert_eq!((rules["minItems"].as_u64(), rules["maxItems"].as_u64()), (Some(1), Some(100)));
+        assert_eq!(
+            (rules["minItems"].as_u64(), rules["maxItems"].as_u64()),
+            (Some(1), Some(100))
+        );
         let text = schema.to_string();
         for needle in [r#""oneOf""#, r#""maxItems":1000"#, r#""maxItems":20"#] {
             assert!(text.contains(needle), "{needle} missing");

@@ -445,11 +445,17 @@ mod tests {
         println!("{}", serde_json::to_string_pretty(&schema).unwrap());
         assert_eq!(schema["required"], json!(["chain"]));
         let list = &schema["properties"]["chain"];
-        assert_eq!((list["minItems"].as_u64(), list["maxItems"].as_u64()), (Some(1), Some(32)));
+        assert_eq!(
+            (list["minItems"].as_u64(), list["maxItems"].as_u64()),
+            (Some(1), Some(32))
+        );
         let entry = &schema["$defs"]["EntrySpec"];
         assert_eq!(entry["required"], json!(["plugin"]));
         assert_eq!(entry["additionalProperties"], false);
-        assert_eq!(entry["properties"]["config"]["type"], json!(["object", "null"]));
+        assert_eq!(
+            entry["properties"]["config"]["type"],
+            json!(["object", "null"])
+        );
         let known: Vec<&str> = PLUGINS.iter().map(|(name, _)| *name).collect();
         assert_eq!(entry["properties"]["plugin"]["enum"], json!(known));
     }

@@ -549,17 +549,35 @@ mod tests {
         // `host` is refused on requests only.
         let host = |list: &str, name: &serde_json::Value| {
             assert_eq!(
-                name["not"]["pattern"].as_str().unwrap().contains("[Hh][Oo][Ss][Tt]"),
+                name["not"]["pattern"]
+                    .as_str()
+                    .unwrap()
+                    .contains("[Hh][Oo][Ss][Tt]"),
                 list.contains("request"),
                 "{list}"
             );
-            assert!(name["description"].is_string() || list.starts_with("remove"), "{list}");
+            assert!(
+                name["description"].is_string() || list.starts_with("remove"),
+                "{list}"
+            );
         };
         let props = &schema["properties"];
-        host("response_headers", &props["response_headers"]["items"]["properties"]["name"]);
-        host("request_headers", &props["request_headers"]["items"]["properties"]["name"]);
-        host("remove_response_headers", &props["remove_response_headers"]["items"]);
-        host("remove_request_headers", &props["remove_request_headers"]["items"]);
+        host(
+            "response_headers",
+            &props["response_headers"]["items"]["properties"]["name"],
+        );
+        host(
+            "request_headers",
+            &props["request_headers"]["items"]["properties"]["name"],
+        );
+        host(
+            "remove_response_headers",
+            &props["remove_response_headers"]["items"],
+        );
+        host(
+            "remove_request_headers",
+            &props["remove_request_headers"]["items"],
+        );
     }
 
     /// A request header's value may be a credential for the upstream (an API key):
