@@ -104,8 +104,7 @@ pub const PLUGINS: &[Plugin] = &[
     Plugin {
         name: "basic-auth",
         check: |c| basic_auth(&basic_auth::config::Config::from_value(c)?, c),
-        // converted to serde in parallel: its schema appears when it is.
-        schema: || None,
+        schema: schema_of::<basic_auth::config::Spec>,
     },
     Plugin {
         name: "response-headers",
@@ -113,14 +112,12 @@ pub const PLUGINS: &[Plugin] = &[
             response_headers::config::Config::from_value(c)?;
             Ok(Checked::passive())
         },
-        // converted to serde in parallel: its schema appears when it is.
-        schema: || None,
+        schema: schema_of::<response_headers::config::Spec>,
     },
     Plugin {
         name: "chain",
         check: chain,
-        // converted to serde in parallel: its schema appears when it is.
-        schema: || None,
+        schema: schema_of::<chain::config::Spec>,
     },
     Plugin {
         name: "dispatch-auth",

@@ -22,7 +22,7 @@ pub fn default_dir() -> PathBuf {
 pub fn files() -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = PLUGINS
         .iter()
-        .filter_map(|p| plugin(p.name).map(|s| (format!("{}.json", p.name), s)))
+        .filter_map(|p| plugin_file(p.name).map(|s| (format!("{}.json", p.name), s)))
         .map(|(name, schema)| (name, text(&schema)))
         .collect();
     files.push(("gateway.json".into(), text(&gateway())));
@@ -45,6 +45,57 @@ pub fn plugin(name: &str) -> Option<Value> {
         object.insert("title".into(), json!(format!("{name} config")));
     }
     Some(schema)
+}
+
+/// What `schemas/<name>.json` holds: the plugin's config schema; for the chain,
+/// with each instance's `config` tied to its plugin's schema as in gateway.json,
+/// so the file alone checks a whole chain config.
+pub fn plugin_file(name: &str) -> Option<Value> {
+    let own = plugin(name)?;
+    if name != CHAIN {
+        return Some(own);
+    }
+    let mut definitions = Map::new();
+    let own = embed(own, CHAIN, &mut definitions);
+    let mut ties = Vec::new();
+    for p in PLUGINS.iter().filter(|p| p.name != CHAIN) {
+        let Some(schema) = plugin(p.name) else {
+            continue;
+        };
+        let schema = embed(schema, p.name, &mut definitions);
+        definitions.insert(p.name.to_string(), schema);
+        ties.push(tie(p.name));
+    }
+    definitions.insert("ChainInstance".into(), chain_instance(ties));
+    Some(json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "chain config",
+        "allOf": [own, {"properties": {"chain": {"items": {"$ref": "#/definitions/ChainInstance"}}}}],
+        "definitions": definitions,
+    }))
+}
+
+/// `config` held to the schema of the plugin `plugin` names.
+fn tie(name: &str) -> Value {
+    json!({
+        "if": {"properties": {"plugin": {"const": name}}, "required": ["plugin"]},
+        "then": {"properties": {"config": {"$ref": format!("#/definitions/{name}")}}},
+    })
+}
+
+/// One chain instance, its config held by `ties`.
+fn chain_instance(ties: Vec<Value>) -> Value {
+    let chained: Vec<&str> = PLUGINS
+        .iter()
+        .map(|p| p.name)
+        .filter(|n| *n != CHAIN)
+        .collect();
+    json!({
+        "description": "One instance of a chain: its plugin, name and config.",
+        "type": "object",
+        "properties": {"plugin": {"enum": chained}},
+        "allOf": ties,
+    })
 }
 
 /// The gateway file's schema: [`GatewaySpec`]'s, with each plugin's config
@@ -78,10 +129,7 @@ pub fn gateway() -> Value {
         };
         let Some(config) = config else { continue };
         definitions.insert(p.name.to_string(), config);
-        let tie = json!({
-            "if": {"properties": {"plugin": {"const": p.name}}, "required": ["plugin"]},
-            "then": {"properties": {"config": {"$ref": format!("#/definitions/{}", p.name)}}},
-        });
+        let tie = tie(p.name);
         if p.name != CHAIN {
             chain_ties.push(tie.clone());
         }
@@ -90,20 +138,7 @@ pub fn gateway() -> Value {
     if let Some(Value::Object(instance)) = definitions.get_mut("InstanceSpec") {
         instance.insert("allOf".into(), Value::Array(ties));
     }
-    let chained: Vec<&str> = PLUGINS
-        .iter()
-        .map(|p| p.name)
-        .filter(|n| *n != CHAIN)
-        .collect();
-    definitions.insert(
-        "ChainInstance".into(),
-        json!({
-            "description": "One instance of a chain: its plugin, name and config.",
-            "type": "object",
-            "properties": {"plugin": {"enum": chained}},
-            "allOf": chain_ties,
-        }),
-    );
+    definitions.insert("ChainInstance".into(), chain_instance(chain_ties));
     if let Some(object) = schema.as_object_mut() {
         object.insert("definitions".into(), Value::Object(definitions));
     }

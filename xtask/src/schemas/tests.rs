@@ -301,7 +301,7 @@ fn configs_a_parser_refuses_are_refused_by_its_schema() {
                         .is_some_and(|n| plugins::find(n).is_some_and(|p| (p.schema)().is_some()))
                 })
         });
-        if let Some(schema) = plugin(name) {
+        if let Some(schema) = plugin_file(name) {
             assert!(
                 !validator(&schema).is_valid(&config),
                 "{name} schema accepts {text}"
