@@ -11,18 +11,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=build.rs");
     let manifest = std::fs::read_to_string("Cargo.toml")?;
     let mut list = String::from("&[\n");
-    for name in section(&manifest, "plugins") {
+    for (name, line) in section(&manifest, "plugins") {
         let krate = name.replace('-', "_");
+        // With its `schema` feature on, a plugin's config is read as
+        // `config::Spec`, whose JSON Schema build-all writes.
+        let schema = match line.contains("\"schema\"") {
+            true => format!("schema_of::<{krate}::config::Spec>"),
+            false => "|| None".to_string(),
+        };
         if name == "chain" {
             // The module that holds every other plugin is not a Plugin itself.
             writeln!(
                 list,
-                "    Plugin {{ name: chain::config::NAME, check: chain }},"
+                "    Plugin {{ name: chain::config::NAME, check: chain, schema: {schema} }},"
             )?;
         } else {
             writeln!(
                 list,
-                "    Plugin {{ name: <{krate}::Exported as common::Plugin>::NAME, check: check::<{krate}::Exported> }},"
+                "    Plugin {{ name: <{krate}::Exported as common::Plugin>::NAME, check: check::<{krate}::Exported>, schema: {schema} }},"
             )?;
         }
     }
@@ -32,8 +38,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The keys of the lines between `# BEGIN GENERATED <id>` and `# END GENERATED <id>`.
-fn section(manifest: &str, id: &str) -> Vec<String> {
+/// The lines between `# BEGIN GENERATED <id>` and `# END GENERATED <id>`, each
+/// with its key.
+fn section(manifest: &str, id: &str) -> Vec<(String, String)> {
     let begin = format!("# BEGIN GENERATED {id}");
     let end = format!("# END GENERATED {id}");
     manifest
@@ -43,7 +50,6 @@ fn section(manifest: &str, id: &str) -> Vec<String> {
         .skip(1)
         .take_while(|l| *l != end)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split('=').next())
-        .map(|key| key.trim().to_string())
+        .filter_map(|l| Some((l.split('=').next()?.trim().to_string(), l.to_string())))
         .collect()
 }

@@ -63,7 +63,7 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)

@@ -10,6 +10,7 @@ pub mod envoy;
 pub mod h2c;
 pub mod http;
 pub mod jwt;
+pub mod schema;
 pub mod server;
 pub mod stack;
 

@@ -292,6 +292,17 @@ impl Stack {
             Some(echo),
         )?;
         envoy.form = self.form;
+        // Envoy took every plugin's config: so must the plugin's schema.
+        for layer in &self.layers {
+            if let Layer::Plugin {
+                plugin,
+                configuration,
+                ..
+            } = layer
+            {
+                crate::schema::assert_schema_accepts(plugin, configuration);
+            }
+        }
         Ok(envoy)
     }
 }

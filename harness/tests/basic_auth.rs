@@ -641,12 +641,12 @@ fn invalid_configurations_are_refused_at_load_with_the_rule_and_field_named() {
     };
     let cases = [
         (json!({}), "basic_auth_rules: is required"),
-        (json!({"basic_auth_rules": []}), "basic_auth_rules: must list at least one rule"),
+        (json!({"basic_auth_rules": []}), "basic_auth_rules: must list at least one item"),
         (with("prefix", Value::Null), "basic_auth_rules[1]: exactly one of prefix, exact, suffix is required"),
         (with("exact", json!("/x")), "basic_auth_rules[1]: exactly one of prefix, exact, suffix is allowed"),
         (with("request_methods", Value::Null), "basic_auth_rules[1].request_methods: is required"),
         (with("request_methods", json!([])), "basic_auth_rules[1].request_methods: must list at least one method"),
-        (with("credentials", json!([])), "basic_auth_rules[1].credentials: must list at least one credential"),
+        (with("credentials", json!([])), "basic_auth_rules[1].credentials: must list at least one item"),
         (with("credentials", json!(["ok:test", ""])), "basic_auth_rules[1].credentials[1]: must not be empty"),
         (with("credentials", json!(["s3cr3t%%"])), "basic_auth_rules[1].credentials[0]: neither user:password nor valid base64 of user:password"),
         (with("credentials", json!(["dXNlcg=="])), "basic_auth_rules[1].credentials[0]: base64 decodes to text without ':'"),

@@ -344,6 +344,8 @@ fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
             .arg(&gateways)
             .arg("--out")
             .arg(&out)
+            .arg("--schemas")
+            .arg(out.with_file_name("schemas"))
             .arg("--modules")
             .arg(dist_dir());
         output_within_a_minute(cmd)
@@ -375,9 +377,7 @@ fn build_all_writes_manifests_with_the_modules_sha256_or_refuses_a_bad_file() {
     assert_eq!(result.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(
-        stderr.contains(
-            "edge.yaml: plugins[0] (team): config.values: must list at least one item"
-        ),
+        stderr.contains("edge.yaml: plugins[0] (team): config.values: must list at least one item"),
         "{stderr}"
     );
     assert_eq!(

@@ -88,6 +88,8 @@ fn build_all(dir: &Path, gateways: &Path) -> BTreeMap<String, String> {
             &gateways.display().to_string(),
             "--out",
             &out.display().to_string(),
+            "--schemas",
+            &dir.join("schemas").display().to_string(),
             "--modules",
             &dist,
         ],

@@ -3,7 +3,8 @@
 //! wasm32-wasip1 modules at `target/dist/<plugin>.wasm`, with their sha256
 //! beside them, each as an OCI image Istio pulls in the layout
 //! `target/dist/oci/`, then each gateway's Istio manifests in
-//! `manifests/<gateway>/`, pinned to those digests. First it brings the
+//! `manifests/<gateway>/`, pinned to those digests, and the JSON Schemas of the
+//! plugins' configs and of gateway files in `schemas/`. First it brings the
 //! Cargo.toml sections that name every plugin up to date with `plugins/`.
 
 use crate::build::{self, dist_dir, module_info, module_path, Module};
@@ -11,6 +12,7 @@ use crate::gateway::{self, Gateway, Url};
 use crate::manifests;
 use crate::oci::{self, Image};
 use crate::plugin_lists;
+use crate::schemas;
 use crate::util::{root, run, Args, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,6 +50,7 @@ pub fn run_command(args: &[String]) -> Result<()> {
     let mut only: Option<String> = None;
     let mut out = root().join("manifests");
     let mut modules_dir: Option<PathBuf> = None;
+    let mut schemas_dir = schemas::default_dir();
     let mut args = Args::new("build-all", args);
     while let Some(flag) = args.flag() {
         match flag {
@@ -55,11 +58,18 @@ pub fn run_command(args: &[String]) -> Result<()> {
             "--gateway" => only = Some(args.value(flag)?),
             "--out" => out = PathBuf::from(args.value(flag)?),
             "--modules" => modules_dir = Some(PathBuf::from(args.value(flag)?)),
+            "--schemas" => schemas_dir = PathBuf::from(args.value(flag)?),
             other => return Err(args.unexpected(other)),
         }
     }
     // Every config is checked before anything is built or written.
     let gateways = gateway::select(&gateways_path, only.as_deref())?;
+    let written = schemas::write(&schemas_dir)?;
+    println!(
+        "{}/: JSON Schemas {}",
+        gateway::display(&schemas_dir),
+        written.join(", ")
+    );
     let all = build::plugins()?;
     let used = if gateways.is_empty() {
         all.clone()

@@ -6,6 +6,7 @@
 pub mod compat;
 pub mod fuse;
 mod parse;
+pub mod spec;
 
 use crate::plugins::Checked;
 use crate::util::{root, version};
@@ -176,8 +177,6 @@ impl FailStrategy {
         }
     }
 }
-
-const PULL_POLICIES: [&str; 3] = ["UNSPECIFIED_POLICY", "IfNotPresent", "Always"];
 
 /// An environment variable for the plugin's VM.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,7 @@ mod oci;
 mod plugin_lists;
 mod plugins;
 mod registry;
+mod schemas;
 mod toolchain;
 mod util;
 mod yaml;
@@ -38,16 +39,18 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  build-all [--gateways PATH] [--gateway NAME] [--out DIR] [--modules DIR]
-               build the plugins the gateway files use (all when there are none)
-               (and chain.wasm when a gateway fuses instances into chains) to
+  build-all [--gateways PATH] [--gateway NAME] [--out DIR] [--modules DIR] [--schemas DIR]
+               build every plugin (and chain.wasm, with what the gateways'
+               chains run, when a gateway fuses instances into chains) to
                target/dist/<plugin>.wasm (+ .sha256) and each as an OCI image
                (Istio's compat form) in target/dist/oci/, then write each
                gateway's Istio WasmPlugins to manifests/<gateway>/, each pinned
                by sha256 (for oci:// urls, the image manifest's digest)
                (gateway files: PATH, a file or a directory, default
                examples/gateways; --modules DIR: use prebuilt modules
-               DIR/<plugin>.wasm instead of building, images to DIR/oci)
+               DIR/<plugin>.wasm instead of building, images to DIR/oci);
+               also the JSON Schema of each plugin's config and of gateway
+               files to schemas/ (or --schemas DIR), for editors
   push [--gateways PATH] [--gateway NAME] [--insecure] [--modules DIR]
                push the OCI images build-all wrote (target/dist/oci, or
                DIR/oci) to the registries the gateways' oci:// urls name, as

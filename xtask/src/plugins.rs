@@ -14,6 +14,7 @@
 
 use common::plugin::LocalRun;
 use common::ConfigError;
+use schemars::Schema;
 use serde_json::Value;
 
 /// What `run`'s demo auth service allows, so what gets past a plugin that calls one.
@@ -95,6 +96,17 @@ pub struct Plugin {
     pub name: &'static str,
     /// Parses an instance's `config` with the plugin's own config type.
     pub check: fn(&Value) -> Result<Checked, ConfigError>,
+    /// The JSON Schema of that config type (its crate's `schema` feature), or
+    /// `None` while its config is still read by hand.
+    pub schema: fn() -> Option<Schema>,
+}
+
+/// `T`'s JSON Schema in draft-07, the draft yaml-language-server (and so the
+/// VS Code YAML extension) validates with; schemars' default, 2020-12, it
+/// does not fully support.
+pub fn schema_of<T: schemars::JsonSchema>() -> Option<Schema> {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    Some(generator.into_root_schema_for::<T>())
 }
 
 /// Every crate under `plugins/` (see the module's doc), sorted by name.

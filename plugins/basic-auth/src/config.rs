@@ -4,10 +4,14 @@
 //! presents and compares digests. Used by the plugin and by xtask alike.
 
 use crate::secret::{b64_decode, sha256};
-use common::config::{parse_json, ConfigError, Fields, Node};
-use common::headers::{check_name, is_framing};
-use common::path::{rule_methods, rule_path, PathRule};
+use common::config::fields::{HeaderName, List};
+use common::config::{from_value, parse_json, ConfigError};
+use common::headers::is_framing;
+use common::path::fields::{one_path, Exact, Methods, Prefix, Suffix};
+use common::path::PathRule;
 use common::DenyResponse;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 
@@ -16,6 +20,50 @@ use std::fmt;
 pub const MAX_RULES: usize = 100;
 pub const MAX_METHODS: usize = 20;
 pub const MAX_CREDENTIALS: usize = 1000;
+
+/// The configuration as written (`pluginConfig`); its JSON Schema is the plugin's.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The rules, 1 to 100. A request is checked against every rule that covers
+    /// its path and method, and must satisfy each; a request no rule covers passes.
+    pub basic_auth_rules: List<RuleSpec, 1, MAX_RULES>,
+    /// The realm named in the `WWW-Authenticate` challenge. Default `istio`.
+    pub realm: Option<Realm>,
+    /// A request header that carries the authenticated user name upstream; any
+    /// copy the client sent is removed first. Default: none.
+    pub forward_username_header: Option<UserHeader>,
+}
+
+/// One rule as written: exactly one of `prefix`, `exact`, `suffix`, the methods
+/// it covers and the credentials it accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    // null counts as absent, so a branch needs its path as a string.
+    schemars(extend("oneOf" = [
+        {"required": ["prefix"], "properties": {"prefix": {"type": "string"}}},
+        {"required": ["exact"], "properties": {"exact": {"type": "string"}}},
+        {"required": ["suffix"], "properties": {"suffix": {"type": "string"}}},
+    ]))
+)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Paths that start with this (normalized, starting with '/').
+    pub prefix: Option<Prefix>,
+    /// This path, with or without a trailing '/' (normalized, starting with '/').
+    pub exact: Option<Exact>,
+    /// Paths that end with this, compared case-insensitively.
+    pub suffix: Option<Suffix>,
+    /// The methods the rule covers, 1 to 20, compared case-insensitively; `GET`
+    /// also covers `HEAD`.
+    pub request_methods: RuleMethods,
+    /// The accepted users, 1 to 1000: `user:password`, base64 of
+    /// `user:password`, or `user:{SHA}digest` / `user:{SHA256}digest` (base64).
+    pub credentials: List<Credential, 1, MAX_CREDENTIALS>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -94,37 +142,18 @@ impl Config {
     }
 
     pub fn from_value(doc: &Value) -> Result<Self, ConfigError> {
-        let mut fields = Fields::root(doc)?;
-        let rules_node = fields.require("basic_auth_rules")?;
-        let rules = rules_node
-            .list_at_most(MAX_RULES)?
-            .iter()
-            .map(parse_rule)
-            .collect::<Result<Vec<_>, _>>()?;
-        if rules.is_empty() {
-            return Err(rules_node.error("must list at least one rule"));
+        let spec: Spec = from_value(doc)?;
+        let mut rules = Vec::with_capacity(spec.basic_auth_rules.0.len());
+        for (i, rule) in spec.basic_auth_rules.0.into_iter().enumerate() {
+            let path = one_path(rule.prefix, rule.exact, rule.suffix)
+                .map_err(|e| ConfigError::new(format!("basic_auth_rules[{i}]"), e))?;
+            rules.push(Rule {
+                path,
+                methods: rule.request_methods.0,
+                credentials: rule.credentials.0,
+            });
         }
-        let realm = match fields.get("realm") {
-            Some(node) => {
-                let realm = node.str()?;
-                if realm.chars().any(char::is_control) {
-                    return Err(node.error("must not contain control characters"));
-                }
-                realm.to_string()
-            }
-            None => "istio".to_string(),
-        };
-        let forward_username_header = match fields.get("forward_username_header") {
-            Some(node) => {
-                let name = check_name(&node, node.str()?)?;
-                if matches!(name.as_str(), "authorization" | "host") || is_framing(&name) {
-                    return Err(node.error(format!("'{name}' cannot carry the user name")));
-                }
-                Some(name)
-            }
-            None => None,
-        };
-        fields.finish()?;
+        let realm = spec.realm.map_or_else(|| "istio".to_string(), |r| r.0);
         let challenge = format!("Basic realm=\"{}\"", quote(&realm));
         let deny = |body: &str| {
             DenyResponse::new(
@@ -141,7 +170,7 @@ impl Config {
             missing: deny("Unauthorized: missing credentials\n"),
             wrong: deny("Unauthorized: wrong credentials\n"),
             realm,
-            forward_username_header,
+            forward_username_header: spec.forward_username_header.map(|h| h.0),
         })
     }
 }
@@ -158,50 +187,76 @@ fn quote(realm: &str) -> String {
     out
 }
 
-fn parse_rule(node: &Node<'_>) -> Result<Rule, ConfigError> {
-    let mut fields = node.fields()?;
-    let path = rule_path(node, &mut fields)?;
-    let methods_node = fields.require("request_methods")?;
-    let methods = rule_methods(&methods_node, MAX_METHODS)?;
-    if methods.is_empty() {
-        return Err(methods_node.error("must list at least one method"));
-    }
+/// The realm: any text without control characters, which would break the
+/// challenge header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Realm(pub String);
 
-    let credentials_node = fields.require("credentials")?;
-    let credentials = credentials_node
-        .list_at_most(MAX_CREDENTIALS)?
-        .iter()
-        .map(parse_credential)
-        .collect::<Result<Vec<_>, _>>()?;
-    if credentials.is_empty() {
-        return Err(credentials_node.error("must list at least one credential"));
+impl<'de> Deserialize<'de> for Realm {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let realm = <&str>::deserialize(deserializer)?;
+        if realm.chars().any(char::is_control) {
+            return Err(de::Error::custom("must not contain control characters"));
+        }
+        Ok(Realm(realm.to_string()))
     }
-    fields.finish()?;
-    Ok(Rule {
-        path,
-        methods,
-        credentials,
-    })
+}
+
+/// The header for the user name: a header name, lowercase, that is not
+/// `authorization`, `host` or a framing header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserHeader(pub String);
+
+impl<'de> Deserialize<'de> for UserHeader {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let HeaderName(name) = HeaderName::deserialize(deserializer)?;
+        if matches!(name.as_str(), "authorization" | "host") || is_framing(&name) {
+            return Err(de::Error::custom(format!(
+                "'{name}' cannot carry the user name"
+            )));
+        }
+        Ok(UserHeader(name))
+    }
+}
+
+/// A rule's `request_methods`: at least one, uppercased, each once, `HEAD` with `GET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMethods(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for RuleMethods {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Methods(methods) = Methods::<MAX_METHODS>::deserialize(deserializer)?;
+        if methods.is_empty() {
+            return Err(de::Error::custom("must list at least one method"));
+        }
+        Ok(RuleMethods(methods))
+    }
 }
 
 // Errors below never quote the credential: it is a secret, and config errors are
 // logged at error level.
-fn parse_credential(node: &Node<'_>) -> Result<Credential, ConfigError> {
-    let text = node.str()?;
+impl<'de> Deserialize<'de> for Credential {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <&str>::deserialize(deserializer)?;
+        credential(text).map_err(de::Error::custom)
+    }
+}
+
+fn credential(text: &str) -> Result<Credential, String> {
     if text.is_empty() {
-        return Err(node.error("must not be empty"));
+        return Err("must not be empty".into());
     }
     if let Some((user, password)) = text.split_once(':') {
-        return literal(node, user, password);
+        return literal(user, password);
     }
     let decoded = b64_decode(text.trim().as_bytes())
-        .ok_or_else(|| node.error("neither user:password nor valid base64 of user:password"))?;
-    let decoded = String::from_utf8(decoded)
-        .map_err(|_| node.error("base64 decodes to text that is not UTF-8"))?;
+        .ok_or("neither user:password nor valid base64 of user:password")?;
+    let decoded =
+        String::from_utf8(decoded).map_err(|_| "base64 decodes to text that is not UTF-8")?;
     let (user, password) = decoded
         .split_once(':')
-        .ok_or_else(|| node.error("base64 decodes to text without ':' (expected user:password)"))?;
-    check_user_password(node, user, password)?;
+        .ok_or("base64 decodes to text without ':' (expected user:password)")?;
+    check_user_password(user, password)?;
     // The base64 form is the seed's plain form: no hash schemes inside it, which
     // also makes it the way to give a password that starts with `{SHA}`.
     Ok(Credential {
@@ -210,12 +265,12 @@ fn parse_credential(node: &Node<'_>) -> Result<Credential, ConfigError> {
     })
 }
 
-fn literal(node: &Node<'_>, user: &str, password: &str) -> Result<Credential, ConfigError> {
-    check_user_password(node, user, password)?;
+fn literal(user: &str, password: &str) -> Result<Credential, String> {
+    check_user_password(user, password)?;
     let secret = if let Some(hash) = password.strip_prefix("{SHA}") {
-        Secret::Sha1(digest(node, "{SHA}", hash)?)
+        Secret::Sha1(digest("{SHA}", hash)?)
     } else if let Some(hash) = password.strip_prefix("{SHA256}") {
-        Secret::Sha256(digest(node, "{SHA256}", hash)?)
+        Secret::Sha256(digest("{SHA256}", hash)?)
     } else if let Some(scheme) = scheme_prefix(password) {
         // Only a scheme name someone publishes is quoted: anything else in braces
         // may be the start of a password.
@@ -224,13 +279,13 @@ fn literal(node: &Node<'_>, user: &str, password: &str) -> Result<Credential, Co
         } else {
             "in braces"
         };
-        return Err(node.error(format!(
+        return Err(format!(
             "unknown hash scheme {scheme} (supported: {{SHA}}, {{SHA256}}, or a plain password)"
-        )));
+        ));
     } else if let Some(scheme) = FOREIGN_HASHES.iter().find(|p| password.starts_with(**p)) {
-        return Err(node.error(format!(
+        return Err(format!(
             "unsupported hash scheme {scheme} (supported: {{SHA}}, {{SHA256}}, or a plain password)"
-        )));
+        ));
     } else {
         Secret::Sha256(sha256(password.as_bytes()))
     };
@@ -253,33 +308,100 @@ fn scheme_prefix(password: &str) -> Option<&str> {
     plausible.then_some(scheme)
 }
 
-fn digest<const N: usize>(
-    node: &Node<'_>,
-    scheme: &str,
-    hash: &str,
-) -> Result<[u8; N], ConfigError> {
+fn digest<const N: usize>(scheme: &str, hash: &str) -> Result<[u8; N], String> {
     b64_decode(hash.as_bytes())
         .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
-        .ok_or_else(|| {
-            node.error(format!(
-                "{scheme} must be followed by the base64 of a {N}-byte digest"
-            ))
-        })
+        .ok_or_else(|| format!("{scheme} must be followed by the base64 of a {N}-byte digest"))
 }
 
-fn check_user_password(node: &Node<'_>, user: &str, password: &str) -> Result<(), ConfigError> {
+fn check_user_password(user: &str, password: &str) -> Result<(), String> {
     if user.is_empty() {
-        return Err(node.error("user name must not be empty"));
+        return Err("user name must not be empty".into());
     }
     if password.is_empty() {
-        return Err(node.error("password must not be empty"));
+        return Err("password must not be empty".into());
     }
     // The user name may be sent upstream in a header; and a control character in
     // a password is nearly always a YAML slip (the newline a `|` block keeps).
     if user.chars().any(char::is_control) || password.chars().any(char::is_control) {
-        return Err(node.error("must not contain control characters"));
+        return Err("must not contain control characters".into());
     }
     Ok(())
+}
+
+#[cfg(feature = "schema")]
+mod schema {
+    //! The JSON Schema of basic-auth's own field types, with the limits their
+    //! deserializers check.
+
+    use super::*;
+    use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+    use std::borrow::Cow;
+
+    /// No control character (`char::is_control`).
+    const NO_CONTROL: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
+    impl JsonSchema for Realm {
+        fn schema_name() -> Cow<'static, str> {
+            "Realm".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "string", "pattern": NO_CONTROL})
+        }
+    }
+
+    impl JsonSchema for UserHeader {
+        fn schema_name() -> Cow<'static, str> {
+            "UserHeader".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+                "not": {"pattern": "^([Aa][Uu][Tt][Hh][Oo][Rr][Ii][Zz][Aa][Tt][Ii][Oo][Nn]|[Hh][Oo][Ss][Tt]|[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]|[Tt][Rr][Aa][Nn][Ss][Ff][Ee][Rr]-[Ee][Nn][Cc][Oo][Dd][Ii][Nn][Gg])$"},
+            })
+        }
+    }
+
+    impl JsonSchema for RuleMethods {
+        fn schema_name() -> Cow<'static, str> {
+            "RuleMethods".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+            let mut schema = Methods::<MAX_METHODS>::json_schema(generator);
+            schema.insert("minItems".into(), 1.into());
+            schema
+        }
+    }
+
+    impl JsonSchema for Credential {
+        fn schema_name() -> Cow<'static, str> {
+            "Credential".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "string", "minLength": 1})
+        }
+    }
 }
 
 #[cfg(test)]
@@ -384,7 +506,7 @@ pub(crate) mod tests {
         let cases: Vec<(String, &str)> = vec![
             ("{}".into(), "basic_auth_rules: is required"),
             ("".into(), "basic_auth_rules: is required"),
-            (r#"{"basic_auth_rules": []}"#.into(), "basic_auth_rules: must list at least one rule"),
+            (r#"{"basic_auth_rules": []}"#.into(), "basic_auth_rules: must list at least one item"),
             (r#"{"basic_auth_rules": {}}"#.into(), "basic_auth_rules: expected a list, got an object"),
             (rule(r#"{"request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1]: exactly one of prefix, exact, suffix is required"),
             (rule(r#"{"prefix": "/a", "exact": "/a", "request_methods": ["GET"], "credentials": ["a:b"]}"#), "basic_auth_rules[1]: exactly one of prefix, exact, suffix is allowed"),
@@ -400,7 +522,7 @@ pub(crate) mod tests {
             (rule(r#"{"prefix": "/", "request_methods": [], "credentials": ["a:b"]}"#), "basic_auth_rules[1].request_methods: must list at least one method"),
             (rule(r#"{"prefix": "/", "request_methods": ["GET "], "credentials": ["a:b"]}"#), "basic_auth_rules[1].request_methods[0]: 'GET ' is not an HTTP method"),
             (rule(r#"{"prefix": "/", "request_methods": ["GET"]}"#), "basic_auth_rules[1].credentials: is required"),
-            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": []}"#), "basic_auth_rules[1].credentials: must list at least one credential"),
+            (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": []}"#), "basic_auth_rules[1].credentials: must list at least one item"),
             (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b", ""]}"#), "basic_auth_rules[1].credentials[1]: must not be empty"),
             (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["not base64!"]}"#), "basic_auth_rules[1].credentials[0]: neither user:password nor valid base64"),
             (rule(r#"{"prefix": "/", "request_methods": ["GET"], "credentials": ["YWJj"]}"#), "basic_auth_rules[1].credentials[0]: base64 decodes to text without ':'"),
@@ -480,11 +602,70 @@ pub(crate) mod tests {
             "u:{MD5}s3cr3t",
             "u:{SHA}s3cr3t",
             "u:$2y$s3cr3t",
+            "u:{SHA256}s3cr3t",
+            "u:{S3CR3T}x",
+            "u:s3cr3t\n",
+            "u\t:s3cr3t",
+            ":s3cr3t",
+            "s3cr3t:",
         ] {
             let doc = serde_json::json!({"basic_auth_rules": [
                 {"prefix": "/", "request_methods": ["GET"], "credentials": [secret]}]});
             let err = Config::from_value(&doc).unwrap_err().to_string();
             assert!(!err.contains("s3cr3t"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_credential_in_the_wrong_place_or_shape_is_not_quoted() {
+        let rule = |methods: serde_json::Value, credentials: serde_json::Value| {
+            serde_json::json!({"basic_auth_rules": [
+                {"prefix": "/", "request_methods": methods, "credentials": credentials}]})
+        };
+        let cases = [
+            rule(
+                serde_json::json!(["GET"]),
+                serde_json::json!([["u:s3cr3t"]]),
+            ),
+            rule(serde_json::json!(["GET"]), serde_json::json!("u:s3cr3t")),
+            rule(
+                serde_json::json!(["GET"]),
+                serde_json::json!({"u": "s3cr3t"}),
+            ),
+            rule(
+                serde_json::json!(["GET"]),
+                serde_json::json!([{"u": "s3cr3t"}]),
+            ),
+            serde_json::json!({"basic_auth_rules": [
+                {"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"]}],
+                "realm": ["u:s3cr3t"]}),
+            serde_json::json!({"basic_auth_rules": [
+                {"prefix": "/", "request_methods": ["GET"], "credentials": ["a:b"]}],
+                "realm": "u:s3cr3t\n"}),
+        ];
+        for doc in cases {
+            let err = Config::from_value(&doc).unwrap_err().to_string();
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
+    }
+
+    /// Shows the schema (`cargo test -p basic-auth --features schema schema --
+    /// --nocapture`) and checks the limits it carries.
+    #[cfg(feature = "schema")]
+    #[test]
+    fn the_schema_carries_the_limits() {
+        let schema = serde_json::to_value(schemars::schema_for!(Spec)).unwrap();
+        println!("{}", serde_json::to_string_pretty(&schema).unwrap());
+        assert_eq!(schema["required"], serde_json::json!(["basic_auth_rules"]));
+        assert_eq!(schema["additionalProperties"], false);
+        let rules = &schema["properties"]["basic_auth_rules"];
+        assert_eq!(
+            (rules["minItems"].as_u64(), rules["maxItems"].as_u64()),
+            (Some(1), Some(100))
+        );
+        let text = schema.to_string();
+        for needle in [r#""oneOf""#, r#""maxItems":1000"#, r#""maxItems":20"#] {
+            assert!(text.contains(needle), "{needle} missing");
         }
     }
 }

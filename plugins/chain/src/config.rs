@@ -3,8 +3,11 @@
 //! names the instance and the field (`chain[2] (ext-auth): cluster: is required`).
 //! Used by the module and by xtask alike.
 
-use common::config::{parse_json, ConfigError, Fields, Node};
+use common::config::fields::List;
+use common::config::{self as common_config, parse_json, ConfigError};
 use common::plugin::{Configured, Instance, Plugin};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// The module's name: it opens its configuration errors and names its gauge.
@@ -24,6 +27,32 @@ fn make<P: Plugin>(label: &str, doc: &Value) -> Result<Box<dyn Instance>, Config
 /// build.rs from the generated section of Cargo.toml.
 pub const PLUGINS: &[(&str, Make)] = include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
+/// The chain's configuration as written (`pluginConfig`); its JSON Schema is the
+/// chain's, with each `config` any object (xtask composes the schema that checks
+/// it against its plugin's).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The instances, in request order (responses run them in reverse), 1 to 32.
+    pub chain: List<EntrySpec, 1, MAX_INSTANCES>,
+}
+
+/// One instance as written.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EntrySpec {
+    /// The plugin the instance runs: one the module was built with.
+    pub plugin: PluginName,
+    /// The instance's name, unique in the chain; its log lines and errors start
+    /// with it. Lowercase letters, digits and '-', at most 63. Default: the
+    /// plugin's name.
+    pub name: Option<InstanceName>,
+    /// The instance's configuration, read by its plugin. Default `{}`.
+    pub config: Option<Map<String, Value>>,
+}
+
 /// One instance as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -33,64 +62,109 @@ pub struct Entry {
     pub config: Value,
 }
 
-/// An instance name: lowercase letters, digits and '-', as gateway files name
-/// instances, so it reads the same in logs, manifests and errors.
-fn instance_name(node: &Node<'_>) -> Result<String, ConfigError> {
-    let name = node.non_empty_str()?;
-    let ok = name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !ok {
-        return Err(node.error(format!(
-            "'{}' is not a valid instance name (lowercase letters, digits and '-', at most 63)",
-            name.escape_debug()
-        )));
-    }
-    Ok(name.to_string())
-}
+/// A plugin this module runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginName(pub String);
 
-/// Reads the list of instances, without building them.
-pub fn entries(doc: &Value) -> Result<Vec<Entry>, ConfigError> {
-    let mut fields = Fields::root(doc)?;
-    let list = fields.require("chain")?;
-    let items = list.list_at_most(MAX_INSTANCES)?;
-    if items.is_empty() {
-        return Err(list.error("must list at least one instance"));
-    }
-    fields.finish()?;
-    let mut entries: Vec<Entry> = Vec::new();
-    for item in items {
-        let mut fields = item.fields()?;
-        let plugin_node = fields.require("plugin")?;
-        let plugin = plugin_node.str()?;
+impl<'de> Deserialize<'de> for PluginName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let plugin = <&str>::deserialize(deserializer)?;
         if !PLUGINS.iter().any(|(name, _)| *name == plugin) {
             let known: Vec<&str> = PLUGINS.iter().map(|(name, _)| *name).collect();
-            return Err(plugin_node.error(format!(
+            return Err(de::Error::custom(format!(
                 "unknown plugin '{}' (known: {})",
                 plugin.escape_debug(),
                 known.join(", ")
             )));
         }
-        let name = match fields.get("name") {
-            Some(node) => instance_name(&node)?,
-            None => plugin.to_string(),
-        };
-        if let Some(at) = entries.iter().position(|e| e.name == name) {
-            let node = fields.get("name").unwrap_or(plugin_node);
-            return Err(node.error(format!(
-                "'{name}' is also the name of chain[{at}]: instance names must be unique"
+        Ok(PluginName(plugin.to_string()))
+    }
+}
+
+/// An instance name: lowercase letters, digits and '-', as gateway files name
+/// instances, so it reads the same in logs, manifests and errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceName(pub String);
+
+impl<'de> Deserialize<'de> for InstanceName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <&str>::deserialize(deserializer)?;
+        if name.is_empty() {
+            return Err(de::Error::custom("must not be empty"));
+        }
+        let ok = name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return Err(de::Error::custom(format!(
+                "'{}' is not a valid instance name (lowercase letters, digits and '-', at most 63)",
+                name.escape_debug()
             )));
         }
-        let config = match fields.get("config") {
-            Some(node) => node.value.clone(),
-            None => Value::Object(Map::new()),
+        Ok(InstanceName(name.to_string()))
+    }
+}
+
+#[cfg(feature = "schema")]
+mod schema {
+    //! The JSON Schema of the chain's own field types, with the limits their
+    //! deserializers check.
+
+    use super::*;
+    use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+    use std::borrow::Cow;
+
+    impl JsonSchema for PluginName {
+        fn schema_name() -> Cow<'static, str> {
+            "PluginName".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            let known: Vec<&str> = PLUGINS.iter().map(|(name, _)| *name).collect();
+            json_schema!({"type": "string", "enum": known})
+        }
+    }
+
+    impl JsonSchema for InstanceName {
+        fn schema_name() -> Cow<'static, str> {
+            "InstanceName".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "string", "pattern": "^[a-z0-9-]{1,63}$"})
+        }
+    }
+}
+
+/// Reads the list of instances, without building them.
+pub fn entries(doc: &Value) -> Result<Vec<Entry>, ConfigError> {
+    let spec: Spec = common_config::from_value(doc)?;
+    let mut entries: Vec<Entry> = Vec::with_capacity(spec.chain.0.len());
+    for (i, entry) in spec.chain.0.into_iter().enumerate() {
+        let plugin = entry.plugin.0;
+        let (name, field) = match entry.name {
+            Some(name) => (name.0, "name"),
+            None => (plugin.clone(), "plugin"),
         };
-        fields.finish()?;
+        if let Some(at) = entries.iter().position(|e| e.name == name) {
+            return Err(ConfigError::new(
+                format!("chain[{i}].{field}"),
+                format!("'{name}' is also the name of chain[{at}]: instance names must be unique"),
+            ));
+        }
         entries.push(Entry {
-            plugin: plugin.to_string(),
+            plugin,
             name,
-            config,
+            config: Value::Object(entry.config.unwrap_or_default()),
         });
     }
     Ok(entries)
@@ -181,7 +255,7 @@ mod tests {
     fn errors_name_the_instance_and_the_field() {
         let cases = [
             (json!({}), "chain: is required"),
-            (json!({"chain": []}), "chain: must list at least one instance"),
+            (json!({"chain": []}), "chain: must list at least one item"),
             (json!({"chain": {}}), "chain: expected a list, got an object"),
             (json!({"chain": [{"name": "x"}]}), "chain[0].plugin: is required"),
             (
@@ -217,6 +291,11 @@ mod tests {
                 "chain[0] (header-authorization): deny.status: must be 200..=599, got 700",
             ),
             (json!({"chain": [{"plugin": "header-authorization"}], "extra": 1}), "extra: unknown field (known fields: chain)"),
+            (json!({"chain": [{"plugin": "header-authorization", "config": []}]}), "chain[0].config: expected an object, got a list"),
+            (json!({"chain": [{"plugin": "header-authorization", "config": "x"}]}), "chain[0].config: expected an object, got a string"),
+            (json!({"chain": [{"plugin": "basic-auth", "name": ""}]}), "chain[0].name: must not be empty"),
+            (json!({"chain": ["basic-auth"]}), "chain[0]: expected an object, got a string"),
+            (json!({"chain": [{"plugin": 1}]}), "chain[0].plugin: expected a string, got a number"),
         ];
         for (doc, expected) in cases {
             assert_eq!(err(doc.clone()), expected, "{doc}");
@@ -336,5 +415,29 @@ mod tests {
             // The request headers were read once for the whole chain.
             assert_eq!(host.header_reads(), 1, "{headers:?}");
         }
+    }
+
+    /// Shows the schema (`cargo test -p chain --features schema schema --
+    /// --nocapture`): each `config` any object, the plugins this module runs.
+    #[cfg(feature = "schema")]
+    #[test]
+    fn the_schema_carries_the_limits() {
+        let schema = serde_json::to_value(schemars::schema_for!(Spec)).unwrap();
+        println!("{}", serde_json::to_string_pretty(&schema).unwrap());
+        assert_eq!(schema["required"], json!(["chain"]));
+        let list = &schema["properties"]["chain"];
+        assert_eq!(
+            (list["minItems"].as_u64(), list["maxItems"].as_u64()),
+            (Some(1), Some(32))
+        );
+        let entry = &schema["$defs"]["EntrySpec"];
+        assert_eq!(entry["required"], json!(["plugin"]));
+        assert_eq!(entry["additionalProperties"], false);
+        assert_eq!(
+            entry["properties"]["config"]["type"],
+            json!(["object", "null"])
+        );
+        let known: Vec<&str> = PLUGINS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(entry["properties"]["plugin"]["enum"], json!(known));
     }
 }

@@ -2,8 +2,11 @@
 //! and requests, validated and compiled into plans. Used by the plugin and by xtask.
 
 use crate::plan::{Action, Builder, Plan};
-use common::config::{parse_json, ConfigError, Fields, Node};
-use common::headers::{check_name, check_value, is_connection_specific, is_framing};
+use common::config::fields::{HeaderValue, List};
+use common::config::{from_value, parse_json, ConfigError};
+use common::headers::{header_name, is_connection_specific, is_framing};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,13 +21,47 @@ pub struct Config {
 /// and 20,000 entries cost over a second of worker CPU per response.
 pub const MAX_ITEMS: usize = 100;
 
-/// The four top-level fields, in the order the "nothing to do" error names them.
-const FIELDS: [&str; 4] = [
-    "response_headers",
-    "remove_response_headers",
-    "request_headers",
-    "remove_request_headers",
-];
+/// The configuration as written (`pluginConfig`); its JSON Schema is the plugin's.
+/// At least one list must change something.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Headers to change on responses, in order, after the removals (at most 100).
+    pub response_headers: Option<List<EntrySpec, 0, MAX_ITEMS>>,
+    /// Response headers to remove, before the entries run (at most 100).
+    pub remove_response_headers: Option<List<ChangeableHeader, 0, MAX_ITEMS>>,
+    /// Headers to change on requests before they go upstream, in order, after the
+    /// removals (at most 100).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<List<schema::RequestEntry, 0, MAX_ITEMS>>")
+    )]
+    pub request_headers: Option<List<EntrySpec, 0, MAX_ITEMS>>,
+    /// Request headers to remove, before the entries run (at most 100).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<List<schema::RequestHeader, 0, MAX_ITEMS>>")
+    )]
+    pub remove_request_headers: Option<List<ChangeableHeader, 0, MAX_ITEMS>>,
+}
+
+/// One header entry.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+// Inlined: a request entry's schema is this one with `host` refused too.
+#[cfg_attr(feature = "schema", schemars(inline))]
+#[serde(deny_unknown_fields)]
+pub struct EntrySpec {
+    /// The header name (case-insensitive; not a pseudo-header, framing or
+    /// connection-specific header, nor `host` on requests).
+    pub name: ChangeableHeader,
+    /// The value (no CR, LF or NUL); may be empty.
+    pub value: HeaderValue,
+    /// `set` (default: replace or add), `append` (add one more value),
+    /// `add_if_absent` or `overwrite_if_exists`.
+    pub action: Option<Action>,
+}
 
 impl Config {
     /// Parses `pluginConfig` bytes. Empty input is `{}`, which is refused: see
@@ -38,91 +75,208 @@ impl Config {
     /// wrong level, and a gateway silently shipping without its security headers is
     /// worse than a deployment that stops with an error.
     pub fn from_value(doc: &Value) -> Result<Self, ConfigError> {
-        let mut fields = Fields::root(doc)?;
+        let spec: Spec = from_value(doc)?;
         let response = side(
-            &mut fields,
-            "response_headers",
+            spec.remove_response_headers,
             "remove_response_headers",
+            spec.response_headers,
+            "response_headers",
             false,
         )?;
         let request = side(
-            &mut fields,
-            "request_headers",
+            spec.remove_request_headers,
             "remove_request_headers",
+            spec.request_headers,
+            "request_headers",
             true,
         )?;
-        fields.finish()?;
         if request.is_empty() && response.is_empty() {
             return Err(ConfigError::new(
                 "",
-                format!("nothing to do: give at least one of {}", FIELDS.join(", ")),
+                "nothing to do: give at least one of response_headers, \
+                 remove_response_headers, request_headers, remove_request_headers",
             ));
         }
         Ok(Config { request, response })
     }
 }
 
-/// One direction: its removal list, then its entries.
+/// One direction: its removal list, then its entries. An entry that can never act
+/// is refused at its path (`response_headers[2]`).
 fn side(
-    fields: &mut Fields<'_>,
-    entries_key: &'static str,
-    removals_key: &'static str,
+    removals: Option<List<ChangeableHeader, 0, MAX_ITEMS>>,
+    removals_key: &str,
+    entries: Option<List<EntrySpec, 0, MAX_ITEMS>>,
+    entries_key: &str,
     request: bool,
 ) -> Result<Plan, ConfigError> {
     let mut plan = Builder::default();
-    if let Some(list) = fields.get(removals_key) {
-        for item in list.list_at_most(MAX_ITEMS)? {
-            let name = header_name(&item, item.str()?, request)?;
-            plan.remove(&name, &item.path);
-        }
+    for (i, name) in removals.map(|l| l.0).unwrap_or_default().iter().enumerate() {
+        let path = format!("{removals_key}[{i}]");
+        not_host_on_requests(&name.0, request, &path)?;
+        plan.remove(&name.0, &path);
     }
-    if let Some(list) = fields.get(entries_key) {
-        for item in list.list_at_most(MAX_ITEMS)? {
-            let mut entry = item.fields()?;
-            let name_node = entry.require("name")?;
-            let name = header_name(&name_node, name_node.str()?, request)?;
-            let value_node = entry.require("value")?;
-            let value = check_value(&value_node, value_node.str()?)?;
-            let action = match entry.get("action") {
-                None => Action::Set,
-                Some(node) => action(&node)?,
-            };
-            entry.finish()?;
-            plan.entry(&name, value, action, &item.path)?;
-        }
+    for (i, entry) in entries.map(|l| l.0).unwrap_or_default().iter().enumerate() {
+        let path = format!("{entries_key}[{i}]");
+        not_host_on_requests(&entry.name.0, request, &format!("{path}.name"))?;
+        let action = entry.action.unwrap_or(Action::Set);
+        plan.entry(&entry.name.0, &entry.value.0, action, &path)?;
     }
     Ok(plan.finish())
 }
 
-fn action(node: &Node<'_>) -> Result<Action, ConfigError> {
-    let name = node.str()?;
-    Action::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Action::ALL.iter().map(|(n, _)| *n).collect();
-        node.error(format!(
-            "unknown action '{}' (expected one of: {})",
-            name.escape_debug(),
-            names.join(", ")
-        ))
-    })
+/// A request `host` header would travel upstream beside the `:authority` Envoy
+/// writes as `Host`, giving the upstream two Host headers. Checked here rather
+/// than in a request-only header type: a second set of derived deserializers
+/// cost 5.9 KB of module (measured).
+fn not_host_on_requests(name: &str, request: bool, path: &str) -> Result<(), ConfigError> {
+    if request && name == "host" {
+        return Err(ConfigError::new(
+            path,
+            "'host' cannot be changed here: Envoy holds it as :authority (route on the host instead)",
+        ));
+    }
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <&str>::deserialize(deserializer)?;
+        Action::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = Action::ALL.iter().map(|(n, _)| *n).collect();
+            de::Error::custom(format!(
+                "unknown action '{}' (expected one of: {})",
+                name.escape_debug(),
+                names.join(", ")
+            ))
+        })
+    }
 }
 
 /// A header name the plugin may change, lowercase. Pseudo-headers and invalid
-/// names are refused by `check_name`; framing headers belong to Envoy's codec; and
-/// a request `host` header would travel upstream beside the `:authority` Envoy
-/// writes as `Host`, giving the upstream two Host headers.
-fn header_name(node: &Node<'_>, name: &str, request: bool) -> Result<String, ConfigError> {
-    let lower = check_name(node, name)?;
-    match lower.as_str() {
-        framing if is_framing(framing) => Err(node.error(format!(
-            "'{lower}' frames the message: Envoy sets it, and it cannot be changed here"
-        ))),
-        hop if is_connection_specific(hop) => Err(node.error(format!(
-            "'{lower}' is connection-specific: Envoy manages it per connection, and an HTTP/2 message carrying it is a protocol error"
-        ))),
-        "host" if request => Err(node.error(
-            "'host' cannot be changed here: Envoy holds it as :authority (route on the host instead)",
-        )),
-        _ => Ok(lower),
+/// names are refused by `header_name`; framing headers belong to Envoy's codec,
+/// connection-specific ones to the connection (`host` on requests: see
+/// [`not_host_on_requests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeableHeader(pub String);
+
+impl<'de> Deserialize<'de> for ChangeableHeader {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <&str>::deserialize(deserializer)?;
+        let lower = header_name(name).map_err(de::Error::custom)?;
+        let refused = match lower.as_str() {
+            framing if is_framing(framing) => format!(
+                "'{lower}' frames the message: Envoy sets it, and it cannot be changed here"
+            ),
+            hop if is_connection_specific(hop) => format!(
+                "'{lower}' is connection-specific: Envoy manages it per connection, and an HTTP/2 message carrying it is a protocol error"
+            ),
+            _ => return Ok(ChangeableHeader(lower)),
+        };
+        Err(de::Error::custom(refused))
+    }
+}
+
+#[cfg(feature = "schema")]
+mod schema {
+    //! The JSON Schema of response-headers' own field types, with the limits their
+    //! deserializers check.
+
+    use super::*;
+    use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+    use std::borrow::Cow;
+
+    /// A header name's schema; `request` refuses `host` too.
+    fn header(request: bool) -> Schema {
+        // Case-insensitive: JSON Schema patterns have no flags.
+        let mut refused = vec![
+            "[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]",
+            "[Tt][Rr][Aa][Nn][Ss][Ff][Ee][Rr]-[Ee][Nn][Cc][Oo][Dd][Ii][Nn][Gg]",
+            "[Cc][Oo][Nn][Nn][Ee][Cc][Tt][Ii][Oo][Nn]",
+            "[Kk][Ee][Ee][Pp]-[Aa][Ll][Ii][Vv][Ee]",
+            "[Pp][Rr][Oo][Xx][Yy]-[Cc][Oo][Nn][Nn][Ee][Cc][Tt][Ii][Oo][Nn]",
+            "[Tt][Ee]",
+            "[Uu][Pp][Gg][Rr][Aa][Dd][Ee]",
+        ];
+        if request {
+            refused.push("[Hh][Oo][Ss][Tt]");
+        }
+        json_schema!({
+            "type": "string",
+            "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+            "not": {"pattern": format!("^({})$", refused.join("|"))},
+        })
+    }
+
+    impl JsonSchema for ChangeableHeader {
+        fn schema_name() -> Cow<'static, str> {
+            "ChangeableHeader".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            header(false)
+        }
+    }
+
+    /// The schema of a request header name (not `host` either).
+    pub struct RequestHeader;
+
+    impl JsonSchema for RequestHeader {
+        fn schema_name() -> Cow<'static, str> {
+            "RequestHeader".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            header(true)
+        }
+    }
+
+    /// The schema of a request entry: an entry whose name is a [`RequestHeader`].
+    pub struct RequestEntry;
+
+    impl JsonSchema for RequestEntry {
+        fn schema_name() -> Cow<'static, str> {
+            "RequestEntry".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+            let mut entry = EntrySpec::json_schema(generator);
+            let name = entry
+                .get_mut("properties")
+                .and_then(|p| p.get_mut("name"))
+                .and_then(|n| n.as_object_mut());
+            if let (Some(name), Some(not)) = (name, header(true).get("not")) {
+                name.insert("not".into(), not.clone());
+            }
+            entry
+        }
+    }
+
+    impl JsonSchema for Action {
+        fn schema_name() -> Cow<'static, str> {
+            "Action".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            let names: Vec<&str> = Action::ALL.iter().map(|(n, _)| *n).collect();
+            json_schema!({"type": "string", "enum": names})
+        }
     }
 }
 
@@ -374,5 +528,73 @@ mod tests {
         let config =
             Config::parse(br#"{"response_headers": [{"name": "host", "value": "x"}]}"#).unwrap();
         assert_eq!(config.response.ops().len(), 1);
+    }
+
+    /// Shows the schema (`cargo test -p response-headers --features schema schema
+    /// -- --nocapture`) and checks the limits it carries.
+    #[cfg(feature = "schema")]
+    #[test]
+    fn the_schema_carries_the_limits() {
+        let schema = serde_json::to_value(schemars::schema_for!(Spec)).unwrap();
+        println!("{}", serde_json::to_string_pretty(&schema).unwrap());
+        assert_eq!(schema["additionalProperties"], false);
+        let text = schema.to_string();
+        for needle in [
+            r#""maxItems":100"#,
+            r#""add_if_absent""#,
+            r#""required":["name","value"]"#,
+        ] {
+            assert!(text.contains(needle), "{needle} missing");
+        }
+        // `host` is refused on requests only.
+        let host = |list: &str, name: &serde_json::Value| {
+            assert_eq!(
+                name["not"]["pattern"]
+                    .as_str()
+                    .unwrap()
+                    .contains("[Hh][Oo][Ss][Tt]"),
+                list.contains("request"),
+                "{list}"
+            );
+            assert!(
+                name["description"].is_string() || list.starts_with("remove"),
+                "{list}"
+            );
+        };
+        let props = &schema["properties"];
+        host(
+            "response_headers",
+            &props["response_headers"]["items"]["properties"]["name"],
+        );
+        host(
+            "request_headers",
+            &props["request_headers"]["items"]["properties"]["name"],
+        );
+        host(
+            "remove_response_headers",
+            &props["remove_response_headers"]["items"],
+        );
+        host(
+            "remove_request_headers",
+            &props["remove_request_headers"]["items"],
+        );
+    }
+
+    /// A request header's value may be a credential for the upstream (an API key):
+    /// no error quotes a value.
+    #[test]
+    fn errors_never_quote_a_value() {
+        for entry in [
+            serde_json::json!({"name": "authorization", "value": "Bearer s3cr3t\n"}),
+            serde_json::json!({"name": "authorization", "value": ["Bearer s3cr3t"]}),
+            serde_json::json!({"name": "authorization", "value": {"s": "s3cr3t"}}),
+            serde_json::json!({"name": "authorization", "value": "s3cr3t", "action": "s3t"}),
+            serde_json::json!({"name": "authorization", "value": "s3cr3t", "extra": 1}),
+            serde_json::json!({"name": "host", "value": "s3cr3t"}),
+        ] {
+            let doc = serde_json::json!({"request_headers": [entry]});
+            let err = Config::from_value(&doc).unwrap_err().to_string();
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
     }
 }

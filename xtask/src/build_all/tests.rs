@@ -16,6 +16,8 @@ fn build_all(gateways: &Path, out: &Path, modules: &Path) -> Result<(), String> 
         &out.display().to_string(),
         "--modules",
         &modules.display().to_string(),
+        "--schemas",
+        &out.with_file_name("schemas").display().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -76,6 +78,15 @@ fn build_all_writes_manifests_and_replaces_stale_ones() {
     );
     // Nothing is left behind beside the manifests.
     assert_eq!(names(&out), ["edge"]);
+    // The schemas, as committed in schemas/.
+    let schemas = crate::schemas::files();
+    assert!(schemas.iter().any(|(name, _)| name == "gateway.json"));
+    for (name, text) in schemas {
+        assert_eq!(
+            std::fs::read_to_string(dir.join("schemas").join(name)).unwrap(),
+            text
+        );
+    }
 }
 
 #[test]

@@ -28,30 +28,29 @@ pub const FAILURE_POLICY: Istio = Istio::v(25);
 /// `failStrategy: FAIL_RELOAD` (istio/api 5e743e9aa, release-1.27).
 pub const FAIL_RELOAD: Istio = Istio::v(27);
 
-/// Parses `istio:`: a quoted `"1.<minor>"`, at least [`OLDEST`].
+/// Parses `istio:`: a quoted `"1.<minor>"`, at least [`OLDEST`]. Errors are
+/// without the field's name.
 pub fn parse_istio(value: &serde_json::Value) -> Result<Istio, String> {
     let text = match value {
         serde_json::Value::String(s) => s.as_str(),
         serde_json::Value::Number(n) => {
             return Err(format!(
-                "istio: write the version quoted (istio: \"{n}\"): YAML reads an unquoted 1.30 as the number 1.3"
+                "write the version quoted (istio: \"{n}\"): YAML reads an unquoted 1.30 as the number 1.3"
             ))
         }
-        _ => return Err("istio: expected a version such as \"1.28\"".into()),
+        _ => return Err("expected a version such as \"1.28\"".into()),
     };
     let minor = text
         .strip_prefix("1.")
         .filter(|m| !m.is_empty() && m.len() <= 3 && m.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|m| m.parse::<u32>().ok())
         .ok_or_else(|| {
-            format!(
-                "istio: '{text}' is not an Istio version (expected 1.<minor>, such as \"1.28\")"
-            )
+            format!("'{text}' is not an Istio version (expected 1.<minor>, such as \"1.28\")")
         })?;
     let istio = Istio::v(minor);
     if istio < OLDEST {
         return Err(format!(
-            "istio: {istio} is not supported: Istio runs wasm plugins from {OLDEST} on (WasmPlugin)"
+            "{istio} is not supported: Istio runs wasm plugins from {OLDEST} on (WasmPlugin)"
         ));
     }
     Ok(istio)

@@ -285,6 +285,21 @@ pub const BAD: &[(&str, &str, &str)] = &[
             "plugins[1] (two): match[0].ports[0].number: must be 1..=65535, got 0",
         ),
         (
+            "duplicate env variable",
+            "  - {plugin: header-authorization, name: two, env: [{name: A}, {name: A, valueFrom: HOST}]}\n",
+            "plugins[1] (two): env[1].name: duplicate variable 'A'",
+        ),
+        (
+            "unknown match field",
+            "  - {plugin: header-authorization, name: two, match: [{port: 80}]}\n",
+            "plugins[1] (two): match[0].port: unknown field (known fields: mode, ports)",
+        ),
+        (
+            "empty pull secret",
+            "  - {plugin: header-authorization, name: two, imagePullSecret: ''}\n",
+            "plugins[1] (two): imagePullSecret: must not be empty",
+        ),
+        (
             "bad pull policy",
             "  - {plugin: header-authorization, name: two, imagePullPolicy: Never}\n",
             "plugins[1] (two): imagePullPolicy: unknown imagePullPolicy 'Never' (expected UNSPECIFIED_POLICY, IfNotPresent, Always)",
@@ -349,6 +364,31 @@ pub const BAD_FILES: &[(&str, &str, &str)] = &[
         "chain: expected a boolean, got a number",
     ),
     ("empty file", "", "expected an object, got null"),
+    (
+        "empty selector",
+        "name: gw\nnamespace: d\nselector: {}\nurl: oci://r/p\nplugins: [{plugin: header-authorization}]\n",
+        "selector: must have at least one label",
+    ),
+    (
+        "selector label not a string",
+        "name: gw\nnamespace: d\nselector: {a: 1}\nurl: oci://r/p\nplugins: [{plugin: header-authorization}]\n",
+        "selector.a: expected a string, got a number",
+    ),
+    (
+        "no targets",
+        "name: gw\nnamespace: d\ntargetRefs: []\nurl: oci://r/p\nplugins: [{plugin: header-authorization}]\n",
+        "targetRefs: must list at least one target",
+    ),
+    (
+        "plugins not a list",
+        "name: gw\nnamespace: d\nselector: {a: b}\nurl: oci://r/p\nplugins: {plugin: header-authorization}\n",
+        "plugins: expected a list, got an object",
+    ),
+    (
+        "istio unquoted",
+        "name: gw\nnamespace: d\nselector: {a: b}\nurl: oci://r/p\nistio: 1.30\nplugins: [{plugin: header-authorization}]\n",
+        "istio: write the version quoted (istio: \"1.3\"): YAML reads an unquoted 1.30 as the number 1.3",
+    ),
     ];
 
 #[test]
