@@ -2,7 +2,7 @@
 //! plugin that works with no other edit. In a copy of the workspace (without
 //! `target/` and `.git`) it runs `cargo xtask new demo-plugin`, then `build-all`
 //! on a gateway file that uses the new plugin alone and fused into a chain
-//! (checking the manifests), `build-all` on a gateway file whose config for it
+//! (checking the manifests and JSON Schemas), `build-all` on a gateway file whose config for it
 //! is bad (refused, the field named), the new crate's unit tests, and its
 //! end-to-end test in a real Envoy, as its own filter and inside the chain.
 //!
@@ -126,6 +126,13 @@ fn in_copy(cargo: &str, envoy: &Path, ws: &Path, target: &Path) -> Result<()> {
     let chain = read(&manifests.join("team.yaml"))?;
     expect(&chain, "url: file:///opt/filters/chain.wasm")?;
     expect(&chain, &format!("plugin: {NAME}"))?;
+    // Its config's JSON Schema, and the gateway file's, which names it.
+    let schema = read(&ws.join("schemas").join(format!("{NAME}.json")))?;
+    expect(&schema, &format!("\"title\": \"{NAME} config\""))?;
+    expect(
+        &read(&ws.join("schemas").join("gateway.json"))?,
+        &format!("\"const\": \"{NAME}\""),
+    )?;
 
     let bad = ws.join("scaffold-bad");
     write(&bad.join("bad.yaml"), BAD_GATEWAY)?;
