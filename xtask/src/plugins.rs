@@ -125,14 +125,12 @@ pub const PLUGINS: &[Plugin] = &[
             let config = dispatch_auth::config::Config::from_value(c)?;
             Ok(Checked::auth_cluster(config.cluster))
         },
-        // converted to serde in parallel: its schema appears when it is.
-        schema: || None,
+        schema: schema_of::<dispatch_auth::config::Spec>,
     },
     Plugin {
         name: "jwt-auth",
         check: |c| jwt_auth(&jwt_auth::config::Config::from_value(c)?),
-        // converted to serde in parallel: its schema appears when it is.
-        schema: || None,
+        schema: schema_of::<jwt_auth::config::Spec>,
     },
 ];
 
