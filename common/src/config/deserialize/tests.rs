@@ -259,3 +259,17 @@ fn whole_numbers_clusters_and_authorities() {
         "must not be empty"
     );
 }
+
+#[test]
+fn keys_in_paths_are_one_line_and_the_empty_key_is_named() {
+    assert_eq!(
+        err(json!({"deny": {"headers": {"x\u{85}": 1}}})),
+        "deny.headers.x\\u{85}: 'x\\u{85}' is not a valid header name (RFC 9110 token)"
+    );
+    assert_eq!(
+        err(json!({"": 1})),
+        "\"\": unknown field (known fields: deny, limit, mode, name, rules)"
+    );
+    let e = parse::<Top>(br#"{"k\r": 1, "k\r": 2}"#).unwrap_err();
+    assert_eq!(e.path, "k\\r");
+}
