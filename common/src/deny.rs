@@ -2,8 +2,7 @@
 //! plugin's `deny` config and validated once at configure time.
 
 use crate::config::fields::DenySpec;
-use crate::config::{ConfigError, Node};
-use crate::headers::{check_name, check_value, is_framing, serialize};
+use crate::headers::serialize;
 
 /// A local reply: status, body and extra headers (names lowercase), with the
 /// headers serialized once for the host, so a denial costs no allocation.
@@ -61,35 +60,6 @@ impl DenyResponse {
             spec.headers.unwrap_or_default().0,
         )
     }
-
-    /// Reads `{"status", "body", "headers"}` from `node` (absent = all defaults).
-    pub fn parse(
-        node: Option<Node<'_>>,
-        default_status: u32,
-        default_body: impl Into<String>,
-    ) -> Result<Self, ConfigError> {
-        let (mut status, mut body, mut headers) = (default_status, default_body.into(), Vec::new());
-        if let Some(node) = node {
-            let mut fields = node.fields()?;
-            if let Some(node) = fields.get("status") {
-                status = node.int_in(200..=599)? as u32;
-                if must_not_have_body(status) {
-                    return Err(node.error(format!(
-                        "{status} cannot be a denial: a {status} response has no body, \
-                         and a denial sent with one breaks the client's connection"
-                    )));
-                }
-            }
-            if let Some(value) = fields.opt_str("body")? {
-                body = value.to_string();
-            }
-            if let Some(node) = fields.get("headers") {
-                headers = parse_headers(&node)?;
-            }
-            fields.finish()?;
-        }
-        Ok(DenyResponse::new(status, body, headers))
-    }
 }
 
 /// The most headers a denial may carry.
@@ -102,34 +72,21 @@ pub fn must_not_have_body(status: u32) -> bool {
     matches!(status, 100..=199 | 204 | 205 | 304)
 }
 
-/// Reads a `{"name": "value"}` object of response headers. Framing headers are
-/// refused: Envoy computes them for a local reply, and a configured one would
-/// contradict the body it sends.
-fn parse_headers(node: &Node<'_>) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut out = Vec::new();
-    for (name, value) in node.str_map(MAX_HEADERS)? {
-        let lower = check_name(&value, name)?;
-        if is_framing(&lower) {
-            return Err(value.error(format!(
-                "'{lower}' is set by Envoy and cannot be configured"
-            )));
-        }
-        out.push((lower, check_value(&value, value.str()?)?.to_string()));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Fields;
+    use crate::config::{from_value, ConfigError};
     use serde_json::json;
 
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Doc {
+        deny: Option<DenySpec>,
+    }
+
     fn parse(doc: serde_json::Value) -> Result<DenyResponse, ConfigError> {
-        let mut top = Fields::root(&doc)?;
-        let deny = DenyResponse::parse(top.get("deny"), 403, "denied\n")?;
-        top.finish()?;
-        Ok(deny)
+        let doc: Doc = from_value(&doc)?;
+        Ok(DenyResponse::from_spec(doc.deny, 403, "denied\n"))
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Header rules every plugin applies at configure time (RFC 9110 names, values
 //! without CR/LF/NUL), and a zero-copy reader for the header map the host hands over.
 
-use crate::config::{ConfigError, Node};
 
 /// True when `name` is an RFC 9110 token, the only valid shape of a header name.
 pub fn is_token(name: &str) -> bool {
@@ -30,11 +29,6 @@ pub fn is_token(name: &str) -> bool {
 
 /// A configured header name: a token, returned lowercase (Envoy keeps header names
 /// lowercase, so comparing against a lowercase name needs no per-request folding).
-pub fn check_name(node: &Node<'_>, name: &str) -> Result<String, ConfigError> {
-    header_name(name).map_err(|message| node.error(message))
-}
-
-/// [`check_name`] without a node: the message says what is wrong.
 pub fn header_name(name: &str) -> Result<String, String> {
     if name.is_empty() {
         return Err("header name must not be empty".into());
@@ -73,11 +67,6 @@ pub fn is_connection_specific(name: &str) -> bool {
 }
 
 /// A configured header value: CR, LF and NUL would split or truncate the header.
-pub fn check_value<'a>(node: &Node<'_>, value: &'a str) -> Result<&'a str, ConfigError> {
-    header_value(value).map_err(|message| node.error(message))
-}
-
-/// [`check_value`] without a node.
 pub fn header_value(value: &str) -> Result<&str, &'static str> {
     if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
         return Err("header value must not contain CR, LF or NUL");
@@ -319,7 +308,6 @@ pub fn serialize(map: &[(&str, &[u8])]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn tokens() {
@@ -333,31 +321,20 @@ mod tests {
 
     #[test]
     fn names_are_lowercased_and_checked() {
-        let v = json!(null);
-        let node = Node {
-            value: &v,
-            path: "header".into(),
-        };
-        assert_eq!(check_name(&node, "X-Allow").unwrap(), "x-allow");
-        let err = check_name(&node, "").unwrap_err();
-        assert_eq!(err.to_string(), "header: header name must not be empty");
-        let err = check_name(&node, ":path").unwrap_err();
-        assert!(err.to_string().contains("pseudo-header"), "{err}");
+        assert_eq!(header_name("X-Allow").unwrap(), "x-allow");
+        let err = header_name("").unwrap_err();
+        assert_eq!(err, "header name must not be empty");
+        let err = header_name(":path").unwrap_err();
+        assert!(err.contains("pseudo-header"), "{err}");
         // Quoted escaped, like every name: the error is logged as one line.
-        let err = check_name(&node, ":a\r\nb").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "header: ':a\\r\\nb' is a pseudo-header and cannot be used here"
-        );
-        let err = check_name(&node, "bad name").unwrap_err();
-        assert!(err.to_string().contains("not a valid header name"), "{err}");
+        let err = header_name(":a\r\nb").unwrap_err();
+        assert_eq!(err, "':a\\r\\nb' is a pseudo-header and cannot be used here");
+        let err = header_name("bad name").unwrap_err();
+        assert!(err.contains("not a valid header name"), "{err}");
         for bad in ["a\rb", "a\nb", "a\0b"] {
-            assert!(check_value(&node, bad).is_err(), "{bad:?}");
+            assert!(header_value(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(
-            check_value(&node, "text/plain; q=1").unwrap(),
-            "text/plain; q=1"
-        );
+        assert_eq!(header_value("text/plain; q=1").unwrap(), "text/plain; q=1");
     }
 
     #[test]

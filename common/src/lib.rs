@@ -18,6 +18,6 @@ pub mod logger;
 pub mod path;
 pub mod plugin;
 
-pub use config::{ConfigError, Fields, Node};
+pub use config::ConfigError;
 pub use deny::DenyResponse;
 pub use plugin::{CallResponse, Cx, Host, LocalRun, Map, Plugin, Step};

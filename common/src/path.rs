@@ -4,8 +4,6 @@
 //! meaning differs between upstreams (an encoded `/` or `\`, a bad escape) are
 //! refused. Hand-written: no crate does this normalization, and it must not panic.
 
-use crate::config::{ConfigError, Fields, Node};
-use crate::headers::is_token;
 use std::borrow::Cow;
 
 pub mod fields;
@@ -196,15 +194,9 @@ fn ends_with_ignore_case(path: &[u8], suffix: &[u8]) -> bool {
 }
 
 impl PathRule {
-    /// Reads the rule's path from `node`, of kind `make`. Rule paths must already be
-    /// in normalized form (a rule with `//`, `..` or `;` would never match a
+    /// Reads a rule's path of kind `make`. Rule paths must already be in
+    /// normalized form (a rule with `//`, `..` or `;` would never match a
     /// normalized path); the error says how to write it.
-    pub fn parse(node: &Node<'_>, make: fn(String) -> PathRule) -> Result<PathRule, ConfigError> {
-        let text = node.non_empty_str()?;
-        PathRule::from_text(text, make).map_err(|message| node.error(message))
-    }
-
-    /// [`PathRule::parse`] without a node: the message says what is wrong.
     pub fn from_text(text: &str, make: fn(String) -> PathRule) -> Result<PathRule, String> {
         if text.is_empty() {
             return Err("must not be empty".into());
@@ -272,53 +264,9 @@ impl PathRule {
     }
 }
 
-/// A rule's path from its `fields`: exactly one of `prefix`, `exact` or `suffix`
-/// (basic-auth's and jwt-auth's rules alike).
-pub fn rule_path(node: &Node<'_>, fields: &mut Fields<'_>) -> Result<PathRule, ConfigError> {
-    let kinds = [
-        fields
-            .get("prefix")
-            .map(|n| (n, PathRule::Prefix as fn(String) -> PathRule)),
-        fields
-            .get("exact")
-            .map(|n| (n, PathRule::Exact as fn(String) -> PathRule)),
-        fields
-            .get("suffix")
-            .map(|n| (n, PathRule::Suffix as fn(String) -> PathRule)),
-    ];
-    let mut given = kinds.into_iter().flatten();
-    match (given.next(), given.next()) {
-        (Some((n, make)), None) => PathRule::parse(&n, make),
-        (None, _) => Err(node.error("exactly one of prefix, exact, suffix is required")),
-        (Some(_), Some(_)) => Err(node.error("exactly one of prefix, exact, suffix is allowed")),
-    }
-}
-
-/// A rule's `request_methods` list (at most `max`): HTTP method tokens,
-/// uppercased, each once, and `HEAD` wherever `GET` is (Envoy answers a HEAD as
-/// a GET). Empty when the list is: the caller says what that means.
-pub fn rule_methods(list: &Node<'_>, max: usize) -> Result<Vec<String>, ConfigError> {
-    let mut methods: Vec<String> = Vec::new();
-    for item in list.list_at_most(max)? {
-        let method = item.str()?;
-        if !is_token(method) {
-            return Err(item.error(format!("'{}' is not an HTTP method", method.escape_debug())));
-        }
-        let method = method.to_ascii_uppercase();
-        if !methods.contains(&method) {
-            methods.push(method);
-        }
-    }
-    if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
-        methods.push("HEAD".to_string());
-    }
-    Ok(methods)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn norm(path: &str) -> Result<String, PathError> {
         normalize(path.as_bytes()).map(|p| String::from_utf8_lossy(&p).into_owned())
@@ -398,18 +346,13 @@ mod tests {
         }
     }
 
-    fn rule(kind: &str, path: &str) -> Result<PathRule, ConfigError> {
-        let doc = json!({ kind: path });
-        let node = Node {
-            value: &doc[kind],
-            path: kind.to_string(),
-        };
+    fn rule(kind: &str, path: &str) -> Result<PathRule, String> {
         let make: fn(String) -> PathRule = match kind {
             "prefix" => PathRule::Prefix,
             "exact" => PathRule::Exact,
             _ => PathRule::Suffix,
         };
-        PathRule::parse(&node, make)
+        PathRule::from_text(path, make).map_err(|e| format!("{kind}: {e}"))
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! signed input is exactly its first two parts, `none` never parses, and no
 //! fuzzed token verifies against the fixed keys (forging one would be a find).
 
-use common::config::{parse_json, Node};
+use common::config::parse_json;
 use jwt_auth::jwks::{self, MAX_KEYS};
 use jwt_auth::token::{self, Refusal};
 use std::sync::OnceLock;
@@ -23,13 +23,13 @@ fn keys() -> &'static Vec<jwks::Key> {
             {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": "WHmZlswwydO0FIBj-9k5fQGbJ5vc-NWCFyWqn75tP2Q"},
             {"kty": "oct", "kid": "hs", "k": "ZnV6ei1vbmx5LWZ1enotb25seS1mdXp6LW9ubHktZnV6eg"},
         ]});
-        jwks::parse(&Node::root(&doc), true).expect("the fixed keys parse").keys
+        jwks::parse(&doc, true).expect("the fixed keys parse").keys
     })
 }
 
 fn check_set(data: &[u8], secrets: bool) {
     let Ok(doc) = parse_json(data) else { return };
-    match jwks::parse(&Node::root(&doc), secrets) {
+    match jwks::parse(&doc, secrets) {
         Ok(set) => {
             assert!(set.keys.len() <= MAX_KEYS);
             for (i, key) in set.keys.iter().enumerate() {

@@ -5,11 +5,11 @@
 //! `normalize` is idempotent; a normalized absolute path starts with `/` and has no
 //! `//`, no `.` or `..` segment, no `;`, `\`, `?` or `#`, and only uppercase escapes
 //! of characters an upstream would not decode; a refusal has its cause in the
-//! path. A rule that `PathRule::parse` accepts is already normalized, covers its
+//! path. A rule that `PathRule::from_text` accepts is already normalized, covers its
 //! own path, and covers a request exactly when its documented meaning covers the
 //! request's raw or normalized form.
 
-use common::config::Node;
+use common::ConfigError;
 use common::path::{normalize, path_only, PathError, PathRule, RequestPath};
 
 pub fn run(data: &[u8]) {
@@ -93,15 +93,10 @@ fn parse_rule(line: &[u8]) -> Option<PathRule> {
         "suffix" => PathRule::Suffix,
         _ => PathRule::Prefix,
     };
-    let value = serde_json::Value::String(text.to_string());
-    let node = Node {
-        value: &value,
-        path: kind.to_string(),
-    };
-    match PathRule::parse(&node, make) {
+    match PathRule::from_text(text, make) {
         Ok(rule) => Some(rule),
-        Err(err) => {
-            crate::configs::check_error(&err);
+        Err(message) => {
+            crate::configs::check_error(&ConfigError::new(kind, message));
             None
         }
     }

@@ -551,3 +551,17 @@ fn invalid_configurations_are_refused_at_load_with_the_field_named() {
         assert_config_refused(PLUGIN, &config.to_string(), expected);
     }
 }
+
+#[test]
+fn a_refused_headers_to_add_value_never_reaches_the_log() {
+    // A fixed header of the call may carry the auth service's API key.
+    let secret = "api-key-marker-5e7c";
+    let config =
+        json!({"cluster": "a", "headers_to_add": {"x-api-key": format!("{secret}\r\nx: y")}});
+    let log = assert_config_refused(
+        PLUGIN,
+        &config.to_string(),
+        "headers_to_add.x-api-key: header value must not contain CR, LF or NUL",
+    );
+    assert!(!log.contains(secret), "the secret in the log");
+}

@@ -17,7 +17,7 @@ use std::fmt;
 /// Deserializes `T` from a config document; an error names the field path and
 /// what is wrong, in the words of [`ConfigError`].
 pub fn from_value<'a, T: de::Deserialize<'a>>(doc: &'a Value) -> Result<T, ConfigError> {
-    T::deserialize(Node::new(doc, String::new())).map_err(|e| e.at("").into_config_error())
+    T::deserialize(Node::new(doc, "")).map_err(|e| e.at("").into_config_error())
 }
 
 /// An error on its way out of a deserialization: the path is set by the
@@ -145,19 +145,20 @@ fn value_kind(value: &Value) -> &'static str {
     }
 }
 
-/// One value of the document and its path.
-struct Node<'a> {
+/// One value of the document and its path (borrowed: a path is built once per
+/// value, by the list or object holding it, which also reports its errors).
+struct Node<'a, 'p> {
     value: &'a Value,
-    path: String,
+    path: &'p str,
 }
 
-impl<'a> Node<'a> {
-    fn new(value: &'a Value, path: String) -> Self {
+impl<'a, 'p> Node<'a, 'p> {
+    fn new(value: &'a Value, path: &'p str) -> Self {
         Node { value, path }
     }
 
     fn expected(&self, what: &str) -> Error {
-        Error::new(format!("expected {what}, got {}", value_kind(self.value))).at(&self.path)
+        Error::new(format!("expected {what}, got {}", value_kind(self.value))).at(self.path)
     }
 
     fn object(&self) -> Result<&'a Map<String, Value>, Error> {
@@ -167,7 +168,21 @@ impl<'a> Node<'a> {
     }
 }
 
-impl<'de> de::Deserializer<'de> for Node<'de> {
+/// Integer methods: anything but a number is "expected a whole number" (serde's
+/// own words would be "expected u16"); a number out of range or with a fraction
+/// is refused by the integer's visitor.
+macro_rules! whole_numbers {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.value {
+                Value::Number(_) => self.deserialize_any(visitor),
+                _ => Err(self.expected("a whole number")),
+            }
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for Node<'de, '_> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -181,8 +196,8 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
                 (None, None, None) => Err(self.expected("a number")),
             },
             Value::String(s) => visitor.visit_borrowed_str(s),
-            Value::Array(items) => visitor.visit_seq(Seq::new(items, &self.path)),
-            Value::Object(map) => visitor.visit_map(Fields::new(map, &self.path)),
+            Value::Array(items) => visitor.visit_seq(Seq::new(items, self.path)),
+            Value::Object(map) => visitor.visit_map(Fields::new(map, self.path)),
         }
     }
 
@@ -221,7 +236,7 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.value {
-            Value::Array(items) => visitor.visit_seq(Seq::new(items, &self.path)),
+            Value::Array(items) => visitor.visit_seq(Seq::new(items, self.path)),
             _ => Err(self.expected("a list")),
         }
     }
@@ -236,7 +251,7 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let map = self.object()?;
-        visitor.visit_map(Fields::new(map, &self.path))
+        visitor.visit_map(Fields::new(map, self.path))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -260,7 +275,7 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
             Value::String(s) => visitor.visit_enum(Variant {
                 name: s,
                 content: None,
-                content_path: self.path.clone(),
+                content_path: self.path.to_string(),
                 path: self.path,
             }),
             Value::Object(map) if map.len() == 1 => {
@@ -270,7 +285,7 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
                 visitor.visit_enum(Variant {
                     name,
                     content: Some(content),
-                    content_path: join(&self.path, name),
+                    content_path: join(self.path, name),
                     path: self.path,
                 })
             }
@@ -282,9 +297,13 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
         visitor.visit_unit()
     }
 
+    whole_numbers! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+    }
+
     forward_to_deserialize_any! {
-        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit
-        unit_struct tuple_struct identifier
+        f32 f64 char bytes byte_buf unit unit_struct tuple_struct identifier
     }
 }
 
@@ -315,7 +334,7 @@ impl<'de> SeqAccess<'de> for Seq<'de, '_> {
             return Ok(None);
         };
         let path = format!("{}[{i}]", self.path);
-        match seed.deserialize(Node::new(value, path.clone())) {
+        match seed.deserialize(Node::new(value, &path)) {
             Ok(v) => Ok(Some(v)),
             Err(e) => Err(e.at(&path)),
         }
@@ -371,7 +390,7 @@ impl<'de> MapAccess<'de> for Fields<'de, '_> {
         let Some((value, path)) = self.value.take() else {
             return Err(Error::new("a value without its key".to_string()).at(self.path));
         };
-        seed.deserialize(Node::new(value, path.clone()))
+        seed.deserialize(Node::new(value, &path))
             .map_err(|e| e.at(&path))
     }
 
@@ -380,27 +399,27 @@ impl<'de> MapAccess<'de> for Fields<'de, '_> {
     }
 }
 
-struct Variant<'a> {
+struct Variant<'a, 'p> {
     name: &'a str,
     content: Option<&'a Value>,
     /// The enum's own path, where an unknown name is reported.
-    path: String,
+    path: &'p str,
     /// The path of the variant's settings, where their errors are reported.
     content_path: String,
 }
 
-impl<'de> EnumAccess<'de> for Variant<'de> {
+impl<'de, 'p> EnumAccess<'de> for Variant<'de, 'p> {
     type Error = Error;
     type Variant = Self;
 
     fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Error> {
         let name = de::value::BorrowedStrDeserializer::<Error>::new(self.name);
-        let value = seed.deserialize(name).map_err(|e| e.at(&self.path))?;
+        let value = seed.deserialize(name).map_err(|e| e.at(self.path))?;
         Ok((value, self))
     }
 }
 
-impl<'de> VariantAccess<'de> for Variant<'de> {
+impl<'de> VariantAccess<'de> for Variant<'de, '_> {
     type Error = Error;
 
     fn unit_variant(self) -> Result<(), Error> {
@@ -416,7 +435,7 @@ impl<'de> VariantAccess<'de> for Variant<'de> {
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
         match self.content {
             Some(value) => seed
-                .deserialize(Node::new(value, self.content_path.clone()))
+                .deserialize(Node::new(value, &self.content_path))
                 .map_err(|e| e.at(&self.content_path)),
             None => {
                 Err(Error::new("needs settings: give it as an object".into())
@@ -428,7 +447,7 @@ impl<'de> VariantAccess<'de> for Variant<'de> {
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
         match self.content {
             Some(value) => de::Deserializer::deserialize_seq(
-                Node::new(value, self.content_path.clone()),
+                Node::new(value, &self.content_path),
                 visitor,
             ),
             None => {
@@ -444,7 +463,7 @@ impl<'de> VariantAccess<'de> for Variant<'de> {
     ) -> Result<V::Value, Error> {
         match self.content {
             Some(value) => de::Deserializer::deserialize_map(
-                Node::new(value, self.content_path.clone()),
+                Node::new(value, &self.content_path),
                 visitor,
             ),
             None => {

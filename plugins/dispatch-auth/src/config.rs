@@ -2,9 +2,13 @@
 //! which headers flow back, what a failure means, and the decision cache. Used by
 //! the plugin and by xtask alike.
 
-use common::config::{parse_json, ConfigError, Fields, Node};
-use common::headers::{check_name, check_value, is_framing, is_spelling_of};
+use common::config::fields::{Authority, Cluster, HeaderName, HeaderValue, Int, List, NonEmpty};
+use common::config::{from_value, parse_json, ConfigError};
+use common::headers::{header_name, is_connection_specific, is_framing, is_spelling_of, is_token};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
 use serde_json::Value;
+use std::fmt;
 
 /// Headers the plugin always sets on the call; configuring them would contradict it.
 pub const FORWARDED: [&str; 3] = ["x-forwarded-host", "x-forwarded-method", "x-forwarded-uri"];
@@ -31,6 +35,9 @@ pub const DEFAULT_MAX_PENDING_CALLS: usize = 100;
 /// The range of `max_pending_calls`.
 pub const MAX_PENDING_CALLS: std::ops::RangeInclusive<i64> = 1..=10_000;
 
+/// The most entries of `headers_to_add`.
+pub const MAX_ADDED: usize = 32;
+
 /// `cache.max_bytes` when not set: 8 MiB per instance and VM. That holds about a
 /// thousand of the largest cached denials (8 KiB pages) or tens of thousands of
 /// allows, and costs a gateway with 8 workers 64 MiB at most, a small part of
@@ -43,6 +50,66 @@ pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 /// worker) and every request in flight share that GiB; a VM that reaches it traps
 /// and fails every later request.
 pub const CACHE_BYTES: std::ops::RangeInclusive<i64> = (64 << 10)..=(256 << 20);
+
+/// The configuration as written (`pluginConfig`); its JSON Schema is the plugin's.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The Envoy cluster the call goes to (`outbound|PORT||HOST` in Istio).
+    pub cluster: Cluster,
+    /// The call's `:authority`. Default: the host of an Istio cluster name, else
+    /// the cluster name.
+    pub authority: Option<Authority>,
+    /// The call's path is this prefix followed by the request's path. Default
+    /// empty (the request's path as it is). Not with `path`.
+    pub path_prefix: Option<PrefixPath>,
+    /// One fixed path for every call, instead of the request's. Not with
+    /// `path_prefix`.
+    pub path: Option<CallPathText>,
+    /// The call's method. Default: the request's.
+    pub method: Option<Method>,
+    /// How long a call may take, in milliseconds. Default 1000.
+    pub timeout_ms: Option<Int<1, { MAX_TIMEOUT_MS as i64 }>>,
+    /// Request headers copied onto the call. Default `["authorization"]`.
+    pub allowed_headers: Option<Names>,
+    /// Fixed headers added to the call (`{"name": "value"}`).
+    pub headers_to_add: Option<HeadersToAdd>,
+    /// Headers of an allowing answer copied onto the request sent upstream.
+    /// Default none.
+    pub allowed_upstream_headers: Option<Names>,
+    /// Headers of a denying answer copied onto the denial. Default
+    /// `["www-authenticate", "location", "content-type"]`.
+    pub allowed_client_headers: Option<Names>,
+    /// Let a request through when the call fails (marked with the header
+    /// `x-auth-failure-mode-allowed`). Default false. Overload is refused anyway.
+    pub failure_mode_allow: Option<bool>,
+    /// The status of a request refused because the call failed. Default 403.
+    pub status_on_error: Option<Int<400, 599>>,
+    /// Calls this VM may have out to the cluster before new requests are refused
+    /// (with `status_on_error`). Default 100.
+    pub max_pending_calls:
+        Option<Int<{ *MAX_PENDING_CALLS.start() }, { *MAX_PENDING_CALLS.end() }>>,
+    /// The decision cache. Default: no cache.
+    pub cache: Option<CacheSpec>,
+}
+
+/// `cache`: answers kept for a while, keyed by method, authority, path and
+/// `key_headers`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    /// How long an answer is kept, in milliseconds; 0 keeps none. Default 0.
+    pub ttl_ms: Option<Int<0, 86_400_000>>,
+    /// The most answers kept. Default 10000.
+    pub max_entries: Option<Int<1, 1_000_000>>,
+    /// What the kept answers may take in bytes, bookkeeping included, per
+    /// instance and VM (64 KiB to 256 MiB). Default 8 MiB.
+    pub max_bytes: Option<CacheBytes>,
+    /// Headers whose values are part of the key. Default: `allowed_headers`.
+    pub key_headers: Option<Names>,
+}
 
 /// Where the call goes: the original path behind a prefix, or one fixed path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,29 +157,12 @@ pub struct Config {
 
 /// The `:authority` Istio's cluster naming implies: `outbound|8000||auth.ns.svc`
 /// names the service `auth.ns.svc`. Any other name is used as it is.
-pub fn default_authority(cluster: &str) -> &str {
-    let mut parts = cluster.split('|');
-    match (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) {
-        (Some("outbound" | "inbound"), Some(_), Some(_), Some(host), None) if !host.is_empty() => {
-            host
-        }
-        _ => cluster,
-    }
-}
+pub use common::config::fields::default_authority;
 
 /// The reason a header cannot be used in a given role, if any.
 fn reserved(name: &str, role: Role) -> Option<&'static str> {
     let framing = is_framing(name);
-    let hop = matches!(
-        name,
-        "connection" | "keep-alive" | "proxy-connection" | "te" | "upgrade"
-    );
+    let hop = is_connection_specific(name);
     match role {
         Role::Call if framing => Some("cannot be sent: the call carries no body"),
         Role::Call if hop => Some("is connection-specific and cannot be sent on the call"),
@@ -135,14 +185,29 @@ enum Role {
     Client,
 }
 
-/// A list of at most [`MAX_NAMES`] header names, lowercased and deduplicated,
-/// each checked for `role`.
-fn names(node: &Node<'_>, role: Option<Role>) -> Result<Vec<String>, ConfigError> {
+/// A list of header names. Which names a list refuses depends on its role,
+/// checked after deserializing: one list type for the four lists makes a smaller
+/// module than a type per role (see the README).
+pub type Names = List<HeaderName, 0, MAX_NAMES>;
+
+/// The names of list `field` (lowercase, each once), each checked for `role`,
+/// or `default` when the list is left out.
+fn names(
+    list: Option<Names>,
+    field: &str,
+    role: Option<Role>,
+    default: &[&str],
+) -> Result<Vec<String>, ConfigError> {
+    let Some(List(listed)) = list else {
+        return Ok(default.iter().map(|s| s.to_string()).collect());
+    };
     let mut out: Vec<String> = Vec::new();
-    for item in node.list_at_most(MAX_NAMES)? {
-        let name = check_name(&item, item.str()?)?;
+    for (i, HeaderName(name)) in listed.into_iter().enumerate() {
         if let Some(why) = role.and_then(|r| reserved(&name, r)) {
-            return Err(item.error(format!("'{name}' {why}")));
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                format!("'{name}' {why}"),
+            ));
         }
         if !out.contains(&name) {
             out.push(name);
@@ -151,47 +216,157 @@ fn names(node: &Node<'_>, role: Option<Role>) -> Result<Vec<String>, ConfigError
     Ok(out)
 }
 
-fn path_value(node: &Node<'_>) -> Result<String, ConfigError> {
-    let path = node.str()?;
+/// `headers_to_add`: fixed headers for the call, each as written (for errors),
+/// lowercase, and its value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeadersToAdd(pub Vec<Added>);
+
+/// One of `headers_to_add`. Its value may be a credential for the auth service
+/// (an API key): no error quotes it, and `Debug` leaves it out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Added {
+    pub written: String,
+    pub name: String,
+    pub value: String,
+}
+
+impl fmt::Debug for Added {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Added({:?}: <{} bytes>)", self.name, self.value.len())
+    }
+}
+
+/// A name of `headers_to_add`: a token that may be sent on the call.
+struct AddedName {
+    written: String,
+    name: String,
+}
+
+impl<'de> Deserialize<'de> for AddedName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let written = <&str>::deserialize(deserializer)?;
+        let name = header_name(written).map_err(de::Error::custom)?;
+        if let Some(why) = reserved(&name, Role::Call) {
+            return Err(de::Error::custom(format!("'{name}' {why}")));
+        }
+        Ok(AddedName {
+            written: written.to_string(),
+            name,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for HeadersToAdd {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+
+        impl<'de> Visitor<'de> for Entries {
+            type Value = HeadersToAdd;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of header names and values")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HeadersToAdd, A::Error> {
+                if let Some(len) = map.size_hint().filter(|&n| n > MAX_ADDED) {
+                    return Err(de::Error::custom(format!(
+                        "at most {MAX_ADDED} entries, got {len}"
+                    )));
+                }
+                let mut out = Vec::new();
+                while let Some(AddedName { written, name }) = map.next_key()? {
+                    let HeaderValue(value) = map.next_value()?;
+                    out.push(Added {
+                        written,
+                        name,
+                        value,
+                    });
+                }
+                Ok(HeadersToAdd(out))
+            }
+        }
+
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+/// A path the call is sent to (`path`, or a non-empty `path_prefix`): starts
+/// with '/', no spaces, '#', control or non-ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPathText(pub String);
+
+impl<'de> Deserialize<'de> for CallPathText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let path = <&str>::deserialize(deserializer)?;
+        check_call_path(path).map_err(de::Error::custom)?;
+        Ok(CallPathText(path.to_string()))
+    }
+}
+
+fn check_call_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
-        return Err(node.error(format!(
+        return Err(format!(
             "must start with '/', got '{}'",
             path.escape_debug()
-        )));
+        ));
     }
     if path
         .bytes()
         .any(|b| b.is_ascii_control() || b == b' ' || b == b'#' || !b.is_ascii())
     {
-        return Err(node.error("must not contain spaces, '#', control or non-ASCII characters"));
+        return Err("must not contain spaces, '#', control or non-ASCII characters".into());
     }
-    Ok(path.to_string())
+    Ok(())
 }
 
-fn names_or(
-    fields: &mut Fields<'_>,
-    key: &'static str,
-    role: Option<Role>,
-    default: &[&str],
-) -> Result<Vec<String>, ConfigError> {
-    match fields.get(key) {
-        Some(node) => names(&node, role),
-        None => Ok(default.iter().map(|s| s.to_string()).collect()),
+/// `path_prefix`: a call path, or empty for none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixPath(pub String);
+
+impl<'de> Deserialize<'de> for PrefixPath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let path = <&str>::deserialize(deserializer)?;
+        if !path.is_empty() {
+            check_call_path(path).map_err(de::Error::custom)?;
+        }
+        Ok(PrefixPath(path.to_string()))
+    }
+}
+
+/// The call's method: an RFC 9110 token, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Method(pub String);
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let NonEmpty(method) = NonEmpty::deserialize(deserializer)?;
+        if !is_token(&method) {
+            return Err(de::Error::custom(format!(
+                "'{}' is not a valid HTTP method (RFC 9110 token)",
+                method.escape_debug()
+            )));
+        }
+        Ok(Method(method))
     }
 }
 
 /// `cache.max_bytes`, refused outside [`CACHE_BYTES`] with the reason.
-fn cache_bytes(node: &Node<'_>) -> Result<usize, ConfigError> {
-    let bytes = node.int_in(i64::MIN..=i64::MAX)?;
-    if !CACHE_BYTES.contains(&bytes) {
-        return Err(node.error(format!(
-            "must be {}..={} (64 KiB to 256 MiB: a wasm VM stops at 1 GiB, shared by \
-             every plugin instance in it), got {bytes}",
-            CACHE_BYTES.start(),
-            CACHE_BYTES.end()
-        )));
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheBytes(pub usize);
+
+impl<'de> Deserialize<'de> for CacheBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Int(bytes) = Int::<{ i64::MIN }, { i64::MAX }>::deserialize(deserializer)?;
+        if !CACHE_BYTES.contains(&bytes) {
+            return Err(de::Error::custom(format!(
+                "must be {}..={} (64 KiB to 256 MiB: a wasm VM stops at 1 GiB, shared by \
+                 every plugin instance in it), got {bytes}",
+                CACHE_BYTES.start(),
+                CACHE_BYTES.end()
+            )));
+        }
+        Ok(CacheBytes(bytes as usize))
     }
-    Ok(bytes as usize)
 }
 
 impl Config {
@@ -201,133 +376,82 @@ impl Config {
     }
 
     pub fn from_value(doc: &Value) -> Result<Self, ConfigError> {
-        let mut fields = Fields::root(doc)?;
-        let cluster_node = fields.require("cluster")?;
-        let cluster = cluster_node.non_empty_str()?.to_string();
-        // The call's :authority derives from it: a CR or LF there would end up in
-        // a header of the call.
-        if cluster.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(cluster_node.error("must not contain spaces or control characters"));
-        }
-        let authority = match fields.get("authority") {
-            Some(node) => check_value(&node, node.non_empty_str()?)?.to_string(),
-            None => default_authority(&cluster).to_string(),
+        let spec: Spec = from_value(doc)?;
+        let authority = match spec.authority {
+            Some(Authority(authority)) => authority,
+            None => spec.cluster.default_authority().to_string(),
         };
-        let prefix = fields.get("path_prefix");
-        let fixed = fields.get("path");
-        let path = match (prefix, fixed) {
-            (Some(_), Some(fixed)) => {
-                return Err(fixed.error("cannot be combined with path_prefix: set one of them"))
+        let path = match (spec.path_prefix, spec.path) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "path",
+                    "cannot be combined with path_prefix: set one of them",
+                ))
             }
-            (None, Some(fixed)) => CallPath::Fixed(path_value(&fixed)?),
-            (Some(prefix), None) if prefix.str()?.is_empty() => CallPath::Prefix(String::new()),
-            (Some(prefix), None) => CallPath::Prefix(path_value(&prefix)?),
+            (None, Some(fixed)) => CallPath::Fixed(fixed.0),
+            (Some(prefix), None) => CallPath::Prefix(prefix.0),
             (None, None) => CallPath::Prefix(String::new()),
         };
-        let method = match fields.get("method") {
-            Some(node) => {
-                let method = node.non_empty_str()?;
-                if !common::headers::is_token(method) {
-                    return Err(node.error(format!(
-                        "'{}' is not a valid HTTP method (RFC 9110 token)",
-                        method.escape_debug()
-                    )));
-                }
-                Some(method.to_string())
-            }
-            None => None,
-        };
-        let timeout_ms = fields
-            .opt_int_in("timeout_ms", 1..=MAX_TIMEOUT_MS as i64)?
-            .unwrap_or(1000) as u64;
-        let allowed_headers = names_or(
-            &mut fields,
+        let allowed_headers = names(
+            spec.allowed_headers,
             "allowed_headers",
             Some(Role::Call),
             &["authorization"],
         )?;
         let mut headers_to_add = Vec::new();
-        if let Some(node) = fields.get("headers_to_add") {
-            for (name, value) in node.str_map(32)? {
-                let lower = check_name(&value, name)?;
-                if let Some(why) = reserved(&lower, Role::Call) {
-                    return Err(value.error(format!("'{lower}' {why}")));
-                }
-                if allowed_headers.contains(&lower) {
-                    return Err(value.error(format!(
-                        "'{lower}' is also in allowed_headers: a header is either copied or fixed"
-                    )));
-                }
-                headers_to_add.push((lower, check_value(&value, value.str()?)?.to_string()));
+        for added in spec.headers_to_add.unwrap_or_default().0 {
+            if allowed_headers.contains(&added.name) {
+                return Err(ConfigError::new(
+                    format!("headers_to_add.{}", added.written),
+                    format!(
+                        "'{}' is also in allowed_headers: a header is either copied or fixed",
+                        added.name
+                    ),
+                ));
             }
+            headers_to_add.push((added.name, added.value));
         }
-        let allowed_upstream_headers = names_or(
-            &mut fields,
-            "allowed_upstream_headers",
-            Some(Role::Upstream),
-            &[],
-        )?;
-        let allowed_client_headers = names_or(
-            &mut fields,
-            "allowed_client_headers",
-            Some(Role::Client),
-            &["www-authenticate", "location", "content-type"],
-        )?;
-        let failure_mode_allow = fields.opt_bool("failure_mode_allow")?.unwrap_or(false);
-        let status_on_error = fields
-            .opt_int_in("status_on_error", 400..=599)?
-            .unwrap_or(403) as u32;
-        let max_pending_calls = fields
-            .opt_int_in("max_pending_calls", MAX_PENDING_CALLS)?
-            .map_or(DEFAULT_MAX_PENDING_CALLS, |n| n as usize);
-        let cache = match fields.get("cache") {
-            Some(node) => {
-                let mut cache = node.fields()?;
-                let ttl_ms = cache.opt_int_in("ttl_ms", 0..=86_400_000)?.unwrap_or(0) as u64;
-                let max_entries = cache
-                    .opt_int_in("max_entries", 1..=1_000_000)?
-                    .unwrap_or(10_000) as usize;
-                let max_bytes = match cache.get("max_bytes") {
-                    Some(node) => cache_bytes(&node)?,
-                    None => DEFAULT_CACHE_BYTES,
-                };
-                let key_headers = match cache.get("key_headers") {
-                    Some(node) => names(&node, None)?,
-                    None => allowed_headers.clone(),
-                };
-                cache.finish()?;
-                Cache {
-                    ttl_ms,
-                    max_entries,
-                    max_bytes,
-                    key_headers,
-                }
-            }
-            None => Cache {
-                ttl_ms: 0,
-                max_entries: 10_000,
-                max_bytes: DEFAULT_CACHE_BYTES,
-                key_headers: allowed_headers.clone(),
-            },
-        };
-        fields.finish()?;
+        let cache = spec.cache.unwrap_or_default();
         Ok(Config {
-            cluster,
             authority,
             path,
-            method,
-            timeout_ms,
+            method: spec.method.map(|m| m.0),
+            timeout_ms: spec.timeout_ms.map_or(1000, |t| t.0 as u64),
+            allowed_upstream_headers: names(
+                spec.allowed_upstream_headers,
+                "allowed_upstream_headers",
+                Some(Role::Upstream),
+                &[],
+            )?,
+            allowed_client_headers: names(
+                spec.allowed_client_headers,
+                "allowed_client_headers",
+                Some(Role::Client),
+                &["www-authenticate", "location", "content-type"],
+            )?,
+            failure_mode_allow: spec.failure_mode_allow.unwrap_or(false),
+            status_on_error: spec.status_on_error.map_or(403, |s| s.0 as u32),
+            max_pending_calls: spec
+                .max_pending_calls
+                .map_or(DEFAULT_MAX_PENDING_CALLS, |n| n.0 as usize),
+            cache: Cache {
+                ttl_ms: cache.ttl_ms.map_or(0, |t| t.0 as u64),
+                max_entries: cache.max_entries.map_or(10_000, |n| n.0 as usize),
+                max_bytes: cache.max_bytes.map_or(DEFAULT_CACHE_BYTES, |b| b.0),
+                key_headers: match cache.key_headers {
+                    Some(list) => names(Some(list), "cache.key_headers", None, &[])?,
+                    None => allowed_headers.clone(),
+                },
+            },
+            cluster: spec.cluster.0,
             allowed_headers,
             headers_to_add,
-            allowed_upstream_headers,
-            allowed_client_headers,
-            failure_mode_allow,
-            status_on_error,
-            max_pending_calls,
-            cache,
         })
     }
 }
+
+#[cfg(feature = "schema")]
+mod schema;
 
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,15 @@
-//! jwt-auth's configuration, read once per configure with `common::config`, so
-//! every error names its field: providers (issuer, audiences, keys local or
-//! remote, where the token is found, claims to headers) and the rules that say
-//! which providers a request needs. Used by the plugin and by xtask alike.
+//! jwt-auth's configuration, declared with serde ([`Spec`]) and read once per
+//! configure, so every error names its field: providers (issuer, audiences, keys
+//! local or remote, where the token is found, claims to headers) and the rules
+//! that say which providers a request needs. Used by the plugin and by xtask alike.
 
-use crate::jwks::{self, Key};
+use crate::jwks::{self, JwksSpec, Key};
 use crate::remote::KeyState;
-use common::config::{ConfigError, Fields, Node};
-use common::headers::{check_name, is_connection_specific, is_token};
-use common::path::{rule_methods, rule_path, PathRule};
+use common::config::fields::{Authority, Cluster, Int, List, NonEmpty};
+use common::config::{from_value, ConfigError};
+use common::path::fields::{one_path, Exact, Methods, Prefix, Suffix};
+use common::path::PathRule;
+use serde::Deserialize;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,6 +29,121 @@ pub const MAX_SKEW_S: i64 = 3600;
 /// The most verified tokens an instance keeps per VM (`cache_entries`).
 pub const MAX_CACHE_ENTRIES: i64 = 65_536;
 pub const DEFAULT_CACHE_ENTRIES: usize = 1024;
+/// The longest provider name.
+pub const MAX_NAME: usize = 63;
+
+/// The configuration as written (`pluginConfig`); its JSON Schema is the plugin's.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The token issuers, by name (1 to 16; a name of 1 to 63 characters).
+    pub providers: Providers,
+    /// Which providers a request needs, by path and method (1 to 64): the first
+    /// rule that covers a request decides; a request no rule covers passes.
+    pub rules: List<RuleSpec, 1, MAX_RULES>,
+    /// The realm of the `WWW-Authenticate` challenge. Default `jwt`.
+    pub realm: Option<Realm>,
+    /// Verified tokens kept per VM (0: every token is verified on every
+    /// request). Default 1024.
+    pub cache_entries: Option<Int<0, MAX_CACHE_ENTRIES>>,
+}
+
+/// `providers`: each provider's settings under its name, in name order.
+#[derive(Debug, Clone)]
+pub struct Providers(pub Vec<(String, ProviderSpec)>);
+
+/// One token issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSpec {
+    /// The `iss` its tokens carry; it picks the provider, so it is unique.
+    pub issuer: NonEmpty,
+    /// Accepted `aud` values (at most 32); none: any audience.
+    pub audiences: Option<List<String, 0, MAX_AUDIENCES>>,
+    /// The keys, given here (may hold HMAC secrets). Exactly one of
+    /// `local_jwks`, `remote_jwks`.
+    pub local_jwks: Option<JwksSpec>,
+    /// Where the keys are fetched from. Exactly one of `local_jwks`, `remote_jwks`.
+    pub remote_jwks: Option<RemoteSpec>,
+    /// Request headers a token may be in (at most 8). Default: `authorization`
+    /// after `Bearer ` unless `from_params` or `from_cookies` is given.
+    pub from_headers: Option<List<FromHeader, 0, MAX_PLACES>>,
+    /// Query parameters a token may be in (at most 8).
+    pub from_params: Option<List<TokenName, 0, MAX_PLACES>>,
+    /// Cookies a token may be in (at most 8).
+    pub from_cookies: Option<List<TokenName, 0, MAX_PLACES>>,
+    /// Keep the token on the request sent upstream. Default false.
+    pub forward: Option<bool>,
+    /// Claims copied to request headers (at most 16).
+    pub claim_to_headers: Option<List<ClaimToHeader, 0, MAX_CLAIM_HEADERS>>,
+    /// Leeway for `exp` and `nbf`, in seconds (0 to 3600). Default 60.
+    pub clock_skew_s: Option<Int<0, MAX_SKEW_S>>,
+    /// Refuse a token without `exp`. Default false.
+    pub require_expiration: Option<bool>,
+}
+
+/// `remote_jwks`: the issuer's JWKS, fetched through an Envoy cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RemoteSpec {
+    /// The Envoy cluster of the issuer (`outbound|443||www.googleapis.com` in
+    /// Istio).
+    pub cluster: Cluster,
+    /// The fetch's `:authority`. Default: the host of an Istio cluster name,
+    /// else the cluster name.
+    pub authority: Option<Authority>,
+    /// The JWKS's path on that host.
+    pub path: JwksPath,
+    /// How long a fetch may take, in milliseconds. Default 1000.
+    pub timeout_ms: Option<Int<1, MAX_TIMEOUT_MS>>,
+    /// How long fetched keys are kept, in seconds. Default 600.
+    pub cache_ttl_s: Option<Int<1, MAX_CACHE_TTL_S>>,
+}
+
+/// One of `from_headers`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FromHeader {
+    /// The header (not a pseudo-header, `host` or a connection-specific one).
+    pub name: TokenHeader,
+    /// What the value starts with before the token (`Bearer `). Default none.
+    pub value_prefix: Option<String>,
+}
+
+/// One of `claim_to_headers`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClaimToHeader {
+    /// The claim, nested ones by dots (`a.b`).
+    pub claim: ClaimPath,
+    /// The request header it is copied to (first removed from every request).
+    pub header: ClaimHeader,
+}
+
+/// One of `rules`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Paths that start with this. Exactly one of `prefix`, `exact`, `suffix`.
+    pub prefix: Option<Prefix>,
+    /// This path. Exactly one of `prefix`, `exact`, `suffix`.
+    pub exact: Option<Exact>,
+    /// Paths that end with this. Exactly one of `prefix`, `exact`, `suffix`.
+    pub suffix: Option<Suffix>,
+    /// The methods the rule covers (at most 16, `GET` brings `HEAD`). Default all.
+    pub request_methods: Option<Methods<MAX_METHODS>>,
+    /// The providers whose tokens are accepted, by name; empty: no token needed.
+    pub providers: List<String, 0, MAX_PROVIDERS>,
+    /// Let a request without a token through (a bad token is still refused).
+    /// Default false.
+    pub allow_missing: Option<bool>,
+}
 
 /// Where a token is looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,56 +221,16 @@ fn providers_known(providers: &[Provider]) -> String {
 
 impl Config {
     pub fn from_value(doc: &Value) -> Result<Config, ConfigError> {
-        let mut top = Fields::root(doc)?;
-        let realm = match top.get("realm") {
-            None => "jwt".to_string(),
-            Some(node) => {
-                let realm = node.non_empty_str()?;
-                // It is sent inside a quoted-string: no quote, backslash or control.
-                if realm
-                    .chars()
-                    .any(|c| c.is_control() || c == '"' || c == '\\')
-                {
-                    return Err(
-                        node.error("must not contain quotes, backslashes or control characters")
-                    );
-                }
-                realm.to_string()
-            }
-        };
-        let cache_entries = top
-            .opt_int_in("cache_entries", 0..=MAX_CACHE_ENTRIES)?
-            .map_or(DEFAULT_CACHE_ENTRIES, |n| n as usize);
+        let spec: Spec = from_value(doc)?;
+        let realm = spec.realm.map_or_else(|| "jwt".to_string(), |r| r.0);
         let mut locations: Vec<Location> = Vec::new();
-        let providers_node = top.require("providers")?;
-        let map = providers_node
-            .value
-            .as_object()
-            .ok_or_else(|| providers_node.error("expected an object of providers by name"))?;
-        if map.is_empty() {
-            return Err(providers_node.error("must name at least one provider"));
-        }
-        if map.len() > MAX_PROVIDERS {
-            return Err(providers_node.error(format!(
-                "at most {MAX_PROVIDERS} providers, got {}",
-                map.len()
-            )));
-        }
         let mut providers: Vec<Provider> = Vec::new();
-        for (name, value) in map {
-            let node = Node {
-                value,
-                path: format!("providers.{}", name.escape_debug()),
-            };
-            if name.is_empty() || name.len() > 63 || name.chars().any(|c| c.is_control()) {
-                return Err(
-                    node.error("a provider name must be 1 to 63 characters, no control characters")
-                );
-            }
-            let provider = parse_provider(&node, name, &mut locations)?;
+        for (name, provider) in spec.providers.0 {
+            let at = format!("providers.{name}");
+            let provider = provider_from(provider, name, &at, &mut locations)?;
             if let Some(other) = providers.iter().find(|p| p.issuer == provider.issuer) {
                 return Err(ConfigError::new(
-                    format!("{}.issuer", node.path),
+                    format!("{at}.issuer"),
                     format!(
                         "provider '{}' has the same issuer: a token's issuer picks its provider",
                         other.name
@@ -162,16 +239,13 @@ impl Config {
             }
             providers.push(provider);
         }
-        let rules_node = top.require("rules")?;
-        let rules = rules_node
-            .list_at_most(MAX_RULES)?
-            .iter()
-            .map(|n| parse_rule(n, &providers))
+        let rules = spec
+            .rules
+            .0
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| rule_from(rule, &format!("rules[{i}]"), &providers))
             .collect::<Result<Vec<_>, _>>()?;
-        if rules.is_empty() {
-            return Err(rules_node.error("must list at least one rule"));
-        }
-        top.finish()?;
         let mut claim_headers: Vec<String> = Vec::new();
         for provider in &providers {
             for (_, header) in &provider.claim_to_headers {
@@ -185,246 +259,204 @@ impl Config {
             rules,
             locations,
             claim_headers,
-            cache_entries,
+            cache_entries: spec
+                .cache_entries
+                .map_or(DEFAULT_CACHE_ENTRIES, |n| n.0 as usize),
             challenge_missing: format!("Bearer realm=\"{realm}\""),
             challenge_invalid: format!("Bearer realm=\"{realm}\", error=\"invalid_token\""),
         })
     }
 }
 
-/// The index of `location` in `locations`, added when new.
+/// The index of `location` in `locations` as a bit, added when new; `at` is
+/// the path of the field that names it.
 fn location_bit(
-    node: &Node<'_>,
+    at: &str,
     locations: &mut Vec<Location>,
     location: Location,
 ) -> Result<u64, ConfigError> {
-    let at = match locations.iter().position(|l| *l == location) {
-        Some(at) => at,
+    let index = match locations.iter().position(|l| *l == location) {
+        Some(index) => index,
         None => {
             if locations.len() >= MAX_LOCATIONS {
-                return Err(node.error(format!("at most {MAX_LOCATIONS} token places in all")));
+                return Err(ConfigError::new(
+                    at,
+                    format!("at most {MAX_LOCATIONS} token places in all"),
+                ));
             }
             locations.push(location);
             locations.len() - 1
         }
     };
-    Ok(1u64 << at)
+    Ok(1u64 << index)
 }
 
-/// A name that must be a token (a query parameter's or a cookie's).
-fn token_name(node: &Node<'_>) -> Result<String, ConfigError> {
-    let name = node.non_empty_str()?;
-    if !is_token(name) {
-        return Err(node.error(format!("'{}' is not a valid name", name.escape_debug())));
-    }
-    Ok(name.to_string())
-}
-
-fn parse_provider(
-    node: &Node<'_>,
-    name: &str,
+fn provider_from(
+    spec: ProviderSpec,
+    name: String,
+    at: &str,
     locations: &mut Vec<Location>,
 ) -> Result<Provider, ConfigError> {
-    let mut fields = node.fields()?;
-    let issuer = fields.require("issuer")?.non_empty_str()?.to_string();
-    let audiences = match fields.get("audiences") {
-        None => Vec::new(),
-        Some(n) => n
-            .str_list_at_most(MAX_AUDIENCES)?
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
-    };
-    let keys = match (fields.get("local_jwks"), fields.get("remote_jwks")) {
+    let keys = match (spec.local_jwks, spec.remote_jwks) {
         (Some(local), None) => {
-            let set = jwks::parse(&local, true)?;
+            let at = format!("{at}.local_jwks");
+            let set = jwks::from_spec(local, &at, true)?;
             if set.keys.is_empty() {
-                return Err(local.error("holds no key this plugin verifies with"));
+                return Err(ConfigError::new(
+                    at,
+                    "holds no key this plugin verifies with",
+                ));
             }
             Keys::Local(Rc::new(set.keys))
         }
-        (None, Some(remote)) => Keys::Remote(parse_remote(&remote)?),
+        (None, Some(remote)) => Keys::Remote(remote_from(remote)),
         (None, None) => {
-            return Err(node.error("exactly one of local_jwks, remote_jwks is required"))
+            return Err(ConfigError::new(
+                at,
+                "exactly one of local_jwks, remote_jwks is required",
+            ))
         }
         (Some(_), Some(_)) => {
-            return Err(node.error("exactly one of local_jwks, remote_jwks is allowed"))
+            return Err(ConfigError::new(
+                at,
+                "exactly one of local_jwks, remote_jwks is allowed",
+            ))
         }
     };
     let mut bits = 0u64;
-    let mut given = false;
-    if let Some(list) = fields.get("from_headers") {
-        given = true;
-        for item in list.list_at_most(MAX_PLACES)? {
-            let mut f = item.fields()?;
-            let name_node = f.require("name")?;
-            let header = check_name(&name_node, name_node.str()?)?;
-            if header.starts_with(':') || header == "host" || is_connection_specific(&header) {
-                return Err(name_node.error(format!("'{header}' cannot carry a token")));
-            }
-            let prefix = f.opt_str("value_prefix")?.unwrap_or_default().to_string();
-            f.finish()?;
-            bits |= location_bit(
-                &item,
-                locations,
-                Location::Header {
-                    name: header,
-                    prefix,
-                },
-            )?;
-        }
+    let given =
+        spec.from_headers.is_some() || spec.from_params.is_some() || spec.from_cookies.is_some();
+    for (i, place) in spec
+        .from_headers
+        .map(|l| l.0)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let location = Location::Header {
+            name: place.name.0,
+            prefix: place.value_prefix.unwrap_or_default(),
+        };
+        bits |= location_bit(&format!("{at}.from_headers[{i}]"), locations, location)?;
     }
-    if let Some(list) = fields.get("from_params") {
-        given = true;
-        for item in list.list_at_most(MAX_PLACES)? {
-            bits |= location_bit(&item, locations, Location::Param(token_name(&item)?))?;
-        }
+    for (i, param) in spec
+        .from_params
+        .map(|l| l.0)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let location = Location::Param(param.0);
+        bits |= location_bit(&format!("{at}.from_params[{i}]"), locations, location)?;
     }
-    if let Some(list) = fields.get("from_cookies") {
-        given = true;
-        for item in list.list_at_most(MAX_PLACES)? {
-            bits |= location_bit(&item, locations, Location::Cookie(token_name(&item)?))?;
-        }
+    for (i, cookie) in spec
+        .from_cookies
+        .map(|l| l.0)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let location = Location::Cookie(cookie.0);
+        bits |= location_bit(&format!("{at}.from_cookies[{i}]"), locations, location)?;
     }
     if !given {
         let default = Location::Header {
             name: "authorization".into(),
             prefix: "Bearer ".into(),
         };
-        bits |= location_bit(node, locations, default)?;
+        bits |= location_bit(at, locations, default)?;
     }
     if bits == 0 {
-        return Err(
-            node.error("from_headers, from_params and from_cookies name no place for the token")
-        );
+        return Err(ConfigError::new(
+            at,
+            "from_headers, from_params and from_cookies name no place for the token",
+        ));
     }
-    let forward = fields.opt_bool("forward")?.unwrap_or(false);
     let mut claim_to_headers: Vec<(Vec<String>, String)> = Vec::new();
-    if let Some(list) = fields.get("claim_to_headers") {
-        for item in list.list_at_most(MAX_CLAIM_HEADERS)? {
-            let mut f = item.fields()?;
-            let claim_node = f.require("claim")?;
-            let claim = claim_node.non_empty_str()?;
-            let path: Vec<String> = claim.split('.').map(str::to_string).collect();
-            if path.iter().any(String::is_empty) {
-                return Err(claim_node.error("a claim path has no empty part ('a.b', not 'a..b')"));
-            }
-            let header_node = f.require("header")?;
-            let header = check_name(&header_node, header_node.str()?)?;
-            if header.starts_with(':') || header == "host" || is_connection_specific(&header) {
-                return Err(header_node.error(format!("'{header}' cannot be set from a claim")));
-            }
-            let carries_token = locations
-                .iter()
-                .any(|l| matches!(l, Location::Header { name, .. } if *name == header));
-            if carries_token || header == "cookie" {
-                return Err(header_node.error(format!(
-                    "'{header}' carries tokens and cannot be set from a claim"
-                )));
-            }
-            f.finish()?;
-            claim_to_headers.push((path, header));
+    let claims = spec.claim_to_headers.map(|l| l.0).unwrap_or_default();
+    for (i, ClaimToHeader { claim, header }) in claims.into_iter().enumerate() {
+        let header = header.0;
+        let carries_token = locations
+            .iter()
+            .any(|l| matches!(l, Location::Header { name, .. } if *name == header));
+        if carries_token {
+            return Err(ConfigError::new(
+                format!("{at}.claim_to_headers[{i}].header"),
+                format!("'{header}' carries tokens and cannot be set from a claim"),
+            ));
         }
+        claim_to_headers.push((claim.0, header));
     }
-    let clock_skew_s = fields
-        .opt_int_in("clock_skew_s", 0..=MAX_SKEW_S)?
-        .unwrap_or(60) as u64;
-    let require_expiration = fields.opt_bool("require_expiration")?.unwrap_or(false);
-    fields.finish()?;
     Ok(Provider {
-        name: name.to_string(),
-        issuer,
-        audiences,
+        name,
+        issuer: spec.issuer.0,
+        audiences: spec.audiences.map(|l| l.0).unwrap_or_default(),
         keys,
         locations: bits,
-        forward,
+        forward: spec.forward.unwrap_or(false),
         claim_to_headers,
-        clock_skew_s,
-        require_expiration,
+        clock_skew_s: spec.clock_skew_s.map_or(60, |s| s.0 as u64),
+        require_expiration: spec.require_expiration.unwrap_or(false),
     })
 }
 
-/// The host of an Istio cluster name (`outbound|443||www.googleapis.com`).
-fn istio_host(cluster: &str) -> Option<&str> {
-    let mut parts = cluster.split('|');
-    match (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) {
-        (Some("outbound" | "inbound"), Some(_), Some(_), Some(host), None) if !host.is_empty() => {
-            Some(host)
-        }
-        _ => None,
-    }
-}
-
-fn parse_remote(node: &Node<'_>) -> Result<Remote, ConfigError> {
-    let mut fields = node.fields()?;
-    let cluster = fields.require("cluster")?.non_empty_str()?.to_string();
-    let authority = match fields.get("authority") {
-        Some(n) => n.non_empty_str()?.to_string(),
-        None => istio_host(&cluster).unwrap_or(&cluster).to_string(),
-    };
-    let path_node = fields.require("path")?;
-    let path = path_node.non_empty_str()?;
-    if !path.starts_with('/') || path.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(path_node.error("must start with '/' and hold no spaces or control characters"));
-    }
-    let timeout_ms = fields
-        .opt_int_in("timeout_ms", 1..=MAX_TIMEOUT_MS)?
-        .unwrap_or(1000) as u64;
-    let cache_ttl_s = fields
-        .opt_int_in("cache_ttl_s", 1..=MAX_CACHE_TTL_S)?
-        .unwrap_or(600) as u64;
-    fields.finish()?;
-    Ok(Remote {
-        cluster,
-        authority,
-        path: path.to_string(),
-        timeout_ms,
-        cache_ttl_ms: cache_ttl_s * 1000,
+fn remote_from(spec: RemoteSpec) -> Remote {
+    Remote {
+        authority: spec
+            .authority
+            .map_or_else(|| spec.cluster.default_authority().to_string(), |a| a.0),
+        cluster: spec.cluster.0,
+        path: spec.path.0,
+        timeout_ms: spec.timeout_ms.map_or(1000, |t| t.0 as u64),
+        cache_ttl_ms: spec.cache_ttl_s.map_or(600, |t| t.0 as u64) * 1000,
         state: Rc::default(),
-    })
+    }
 }
 
-fn parse_rule(node: &Node<'_>, providers: &[Provider]) -> Result<Rule, ConfigError> {
-    let mut fields = node.fields()?;
-    let path = rule_path(node, &mut fields)?;
-    let mut methods: Vec<String> = Vec::new();
-    if let Some(list) = fields.get("request_methods") {
-        methods = rule_methods(&list, MAX_METHODS)?;
-        if methods.is_empty() {
-            return Err(list.error("must list at least one method (leave it out for all)"));
+fn rule_from(spec: RuleSpec, at: &str, providers: &[Provider]) -> Result<Rule, ConfigError> {
+    let path = one_path(spec.prefix, spec.exact, spec.suffix)
+        .map_err(|message| ConfigError::new(at, message))?;
+    let methods = match spec.request_methods {
+        None => Vec::new(),
+        Some(Methods(methods)) if methods.is_empty() => {
+            return Err(ConfigError::new(
+                format!("{at}.request_methods"),
+                "must list at least one method (leave it out for all)",
+            ))
         }
-    }
-    let list = fields.require("providers")?;
+        Some(Methods(methods)) => methods,
+    };
     let mut mask = 0u32;
-    for item in list.list_at_most(MAX_PROVIDERS)? {
-        let name = item.str()?;
-        let at = providers
+    for (i, name) in spec.providers.0.iter().enumerate() {
+        let index = providers
             .iter()
-            .position(|p| p.name == name)
+            .position(|p| p.name == *name)
             .ok_or_else(|| {
-                item.error(format!(
-                    "unknown provider '{}' (known: {})",
-                    name.escape_debug(),
-                    providers_known(providers)
-                ))
+                ConfigError::new(
+                    format!("{at}.providers[{i}]"),
+                    format!(
+                        "unknown provider '{}' (known: {})",
+                        name.escape_debug(),
+                        providers_known(providers)
+                    ),
+                )
             })?;
-        mask |= 1 << at;
+        mask |= 1 << index;
     }
-    let allow_missing = fields.opt_bool("allow_missing")?.unwrap_or(false);
-    fields.finish()?;
     Ok(Rule {
         path,
         methods,
         providers: mask,
-        allow_missing,
+        allow_missing: spec.allow_missing.unwrap_or(false),
     })
 }
+
+mod fields;
+
+pub use fields::{ClaimHeader, ClaimPath, JwksPath, Realm, TokenHeader, TokenName};
+
+#[cfg(feature = "schema")]
+mod schema;
 
 #[cfg(test)]
 mod tests;

@@ -32,8 +32,7 @@ pub(crate) fn fetched_keys(cx: &mut Cx<'_>, call: CallResponse) -> Result<Vec<jw
     }
     let body = cx.host.call_response_body(call.body_size);
     let doc = common::config::parse_json(&body).map_err(|e| format!("not a JWKS: {e}"))?;
-    let set = jwks::parse(&common::config::Node::root(&doc), false)
-        .map_err(|e| format!("not a JWKS: {e}"))?;
+    let set = jwks::parse(&doc, false).map_err(|e| format!("not a JWKS: {e}"))?;
     if set.keys.is_empty() {
         return Err(format!(
             "no key this plugin verifies with ({} skipped)",

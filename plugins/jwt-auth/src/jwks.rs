@@ -2,12 +2,18 @@
 //! and for a body fetched from `remote_jwks`, so both refuse the same keys with
 //! the same field-named errors. Keys are decoded once into verifying keys; a
 //! request never parses a key. Members a key may carry and verification does
-//! not use (`x5c`, `key_ops`, ...) are ignored, as real issuers send them.
+//! not use (`x5c`, `key_ops`, ...) are ignored, as real issuers send them. The
+//! set is read with serde ([`JwksSpec`]): as part of the config for `local_jwks`,
+//! and on its own for a fetched body.
 
 use crate::alg::Alg;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::config::{ConfigError, Node};
+use common::config::fields::List;
+use common::config::{from_value, ConfigError};
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
 
 /// The most keys a set may hold: a token without `kid` is tried against each.
 pub const MAX_KEYS: usize = 64;
@@ -83,27 +89,85 @@ pub struct Jwks {
     pub skipped: usize,
 }
 
-/// Reads a JWKS object. `secrets` allows `oct` keys (HMAC secrets), which only a
-/// local set may hold: a secret served over the network is no secret. A key of
-/// a type or curve not verified here (`EC` P-521, `OKP` X25519) or meant for
-/// encryption (`use: enc`) is skipped, as issuers publish such keys beside
-/// signing ones; a key of a supported type with a bad member is an error.
-/// Errors never quote a secret.
-pub fn parse(node: &Node<'_>, secrets: bool) -> Result<Jwks, ConfigError> {
-    let mut fields = node.fields()?;
-    let list = fields.require("keys")?;
-    let items = list.list_at_most(MAX_KEYS)?;
+/// A JWKS as written: `local_jwks`, or a body fetched from `remote_jwks`.
+/// Members this plugin does not read are ignored.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct JwksSpec {
+    /// The keys (at most 64). Keys of a type, curve or algorithm not verified
+    /// here, or with `use` other than `sig`, are skipped.
+    pub keys: List<JwkSpec, 0, MAX_KEYS>,
+}
+
+/// One JSON Web Key as written (RFC 7517/7518): the members verification reads.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct JwkSpec {
+    /// `RSA`, `EC` (P-256, P-384), `OKP` (Ed25519) or `oct` (an HMAC secret,
+    /// local_jwks only).
+    pub kty: String,
+    /// `sig`, or left out; a key for another use is skipped.
+    #[serde(rename = "use")]
+    pub usage: Option<String>,
+    /// The key's id, matched against a token's `kid`; unique in the set.
+    pub kid: Option<String>,
+    /// The one algorithm this key verifies, if given.
+    pub alg: Option<String>,
+    /// The curve of an `EC` or `OKP` key.
+    pub crv: Option<String>,
+    /// An RSA key's modulus (base64url, 2048 to 8192 bits).
+    pub n: Option<String>,
+    /// An RSA key's exponent (base64url).
+    pub e: Option<String>,
+    /// An EC point's x, or an Ed25519 public key (base64url).
+    pub x: Option<String>,
+    /// An EC point's y (base64url).
+    pub y: Option<String>,
+    /// An HMAC secret (base64url, at least 32 bytes).
+    pub k: Option<Secret>,
+}
+
+/// Key material no error or debug output may show.
+#[derive(Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret(<{} bytes>)", self.0.len())
+    }
+}
+
+/// Reads a fetched JWKS document (see [`from_spec`]); error paths start at the
+/// document (`keys[0].n`).
+pub fn parse(doc: &Value, secrets: bool) -> Result<Jwks, ConfigError> {
+    let spec: JwksSpec = from_value(doc)?;
+    from_spec(spec, "", secrets)
+}
+
+/// The keys of a set whose path is `at` (empty for a document of its own).
+/// `secrets` allows `oct` keys (HMAC secrets), which only a local set may hold:
+/// a secret served over the network is no secret. A key of a type or curve not
+/// verified here (`EC` P-521, `OKP` X25519) or meant for encryption (`use:
+/// enc`) is skipped, as issuers publish such keys beside signing ones; a key of
+/// a supported type with a bad member is an error. Errors never quote a secret.
+pub fn from_spec(spec: JwksSpec, at: &str, secrets: bool) -> Result<Jwks, ConfigError> {
     let mut keys: Vec<Key> = Vec::new();
     let mut skipped = 0;
-    for item in &items {
-        match parse_key(item, secrets)? {
+    for (i, jwk) in spec.keys.0.iter().enumerate() {
+        let item = match at {
+            "" => format!("keys[{i}]"),
+            _ => format!("{at}.keys[{i}]"),
+        };
+        match parse_key(jwk, &item, secrets)? {
             Some(key) => {
                 if let Some(kid) = &key.kid {
                     if keys.iter().any(|k| k.kid.as_deref() == Some(kid)) {
-                        return Err(item.error(format!(
-                            "kid '{}' appears twice in the set",
-                            kid.escape_debug()
-                        )));
+                        return Err(ConfigError::new(
+                            item,
+                            format!("kid '{}' appears twice in the set", kid.escape_debug()),
+                        ));
                     }
                 }
                 keys.push(key);
@@ -114,73 +178,54 @@ pub fn parse(node: &Node<'_>, secrets: bool) -> Result<Jwks, ConfigError> {
     Ok(Jwks { keys, skipped })
 }
 
-/// Reads the member `name` of a key, which must be a string if present.
-fn member<'a>(item: &Node<'a>, name: &str) -> Result<Option<(Node<'a>, &'a str)>, ConfigError> {
-    match item.value.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(value) => {
-            let node = Node {
-                value,
-                path: format!("{}.{name}", item.path),
-            };
-            let text = node.str()?;
-            Ok(Some((node, text)))
-        }
-    }
-}
-
-fn required<'a>(item: &Node<'a>, name: &str) -> Result<(Node<'a>, &'a str), ConfigError> {
-    member(item, name)?
-        .ok_or_else(|| ConfigError::new(format!("{}.{name}", item.path), "is required"))
+/// A member that must be there, with its path for errors.
+fn required<'a>(value: Option<&'a str>, item: &str, name: &str) -> Result<&'a str, ConfigError> {
+    value.ok_or_else(|| ConfigError::new(format!("{item}.{name}"), "is required"))
 }
 
 /// A base64url member decoded (padding tolerated, as some issuers pad).
-fn bytes(item: &Node<'_>, name: &str) -> Result<Vec<u8>, ConfigError> {
-    let (node, text) = required(item, name)?;
+fn bytes(value: Option<&str>, item: &str, name: &str) -> Result<Vec<u8>, ConfigError> {
+    let text = required(value, item, name)?;
     URL_SAFE_NO_PAD
         .decode(text.trim_end_matches('='))
-        .map_err(|_| node.error("is not base64url"))
+        .map_err(|_| ConfigError::new(format!("{item}.{name}"), "is not base64url"))
 }
 
 /// Exactly `len` bytes of base64url (a curve coordinate or an Ed25519 key).
-fn fixed(item: &Node<'_>, name: &str, len: usize) -> Result<Vec<u8>, ConfigError> {
-    let out = bytes(item, name)?;
+fn fixed(value: Option<&str>, item: &str, name: &str, len: usize) -> Result<Vec<u8>, ConfigError> {
+    let out = bytes(value, item, name)?;
     if out.len() != len {
         return Err(ConfigError::new(
-            format!("{}.{name}", item.path),
+            format!("{item}.{name}"),
             format!("must be {len} bytes, got {}", out.len()),
         ));
     }
     Ok(out)
 }
 
-fn parse_key(item: &Node<'_>, secrets: bool) -> Result<Option<Key>, ConfigError> {
-    item.fields()?;
-    let (_, kty) = required(item, "kty")?;
-    if let Some((_, usage)) = member(item, "use")? {
-        if usage != "sig" {
-            return Ok(None);
-        }
+fn parse_key(jwk: &JwkSpec, item: &str, secrets: bool) -> Result<Option<Key>, ConfigError> {
+    if jwk.usage.as_deref().is_some_and(|usage| usage != "sig") {
+        return Ok(None);
     }
-    let kid = member(item, "kid")?.map(|(_, k)| k.to_string());
-    let alg = match member(item, "alg")? {
+    let at = |name: &str| format!("{item}.{name}");
+    let alg = match jwk.alg.as_deref() {
         None => None,
-        Some((node, name)) => match Alg::parse(name) {
+        Some(name) => match Alg::parse(name) {
             Ok(alg) => Some(alg),
             // A key for an algorithm not verified here (RSA-OAEP, ES512, ...).
             Err(_) if name != "none" => return Ok(None),
-            Err(e) => return Err(node.error(e.reason())),
+            Err(e) => return Err(ConfigError::new(at("alg"), e.reason())),
         },
     };
-    let material = match kty {
+    let material = match jwk.kty.as_str() {
         "RSA" => {
-            let n = bytes(item, "n")?;
-            let e = bytes(item, "e")?;
+            let n = bytes(jwk.n.as_deref(), item, "n")?;
+            let e = bytes(jwk.e.as_deref(), item, "e")?;
             let n = rsa::BigUint::from_bytes_be(&n);
             let bits = n.bits();
             if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
                 return Err(ConfigError::new(
-                    format!("{}.n", item.path),
+                    at("n"),
                     format!(
                         "RSA modulus of {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
                     ),
@@ -191,25 +236,20 @@ fn parse_key(item: &Node<'_>, secrets: bool) -> Result<Option<Key>, ConfigError>
                 rsa::BigUint::from_bytes_be(&e),
                 MAX_RSA_BITS,
             )
-            .map_err(|e| {
-                ConfigError::new(
-                    format!("{}.e", item.path),
-                    format!("not a valid RSA key: {e}"),
-                )
-            })?;
+            .map_err(|e| ConfigError::new(at("e"), format!("not a valid RSA key: {e}")))?;
             Material::Rsa(Box::new(key))
         }
         "EC" => {
-            let (crv_node, crv) = required(item, "crv")?;
+            let crv = required(jwk.crv.as_deref(), item, "crv")?;
             let len = match crv {
                 "P-256" => 32,
                 "P-384" => 48,
                 _ => return Ok(None),
             };
             let mut sec1 = vec![4u8];
-            sec1.extend(fixed(item, "x", len)?);
-            sec1.extend(fixed(item, "y", len)?);
-            let bad = |_| crv_node.error(format!("x and y are not a point on {crv}"));
+            sec1.extend(fixed(jwk.x.as_deref(), item, "x", len)?);
+            sec1.extend(fixed(jwk.y.as_deref(), item, "y", len)?);
+            let bad = |_| ConfigError::new(at("crv"), format!("x and y are not a point on {crv}"));
             if len == 32 {
                 Material::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(bad)?)
             } else {
@@ -217,29 +257,27 @@ fn parse_key(item: &Node<'_>, secrets: bool) -> Result<Option<Key>, ConfigError>
             }
         }
         "OKP" => {
-            let (_, crv) = required(item, "crv")?;
-            if crv != "Ed25519" {
+            if required(jwk.crv.as_deref(), item, "crv")? != "Ed25519" {
                 return Ok(None);
             }
-            let x = fixed(item, "x", 32)?;
+            let x = fixed(jwk.x.as_deref(), item, "x", 32)?;
             let mut raw = [0u8; 32];
             raw.copy_from_slice(&x);
-            let key = ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| {
-                ConfigError::new(format!("{}.x", item.path), "is not an Ed25519 public key")
-            })?;
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&raw)
+                .map_err(|_| ConfigError::new(at("x"), "is not an Ed25519 public key"))?;
             Material::Ed25519(key)
         }
         "oct" => {
             if !secrets {
                 return Err(ConfigError::new(
-                    format!("{}.kty", item.path),
+                    at("kty"),
                     "oct (HMAC secret) keys are accepted only in local_jwks",
                 ));
             }
-            let k = bytes(item, "k")?;
+            let k = bytes(jwk.k.as_ref().map(|k| k.0.as_str()), item, "k")?;
             if k.len() < MIN_SECRET_BYTES {
                 return Err(ConfigError::new(
-                    format!("{}.k", item.path),
+                    at("k"),
                     format!("an HMAC secret must be at least {MIN_SECRET_BYTES} bytes"),
                 ));
             }
@@ -247,11 +285,15 @@ fn parse_key(item: &Node<'_>, secrets: bool) -> Result<Option<Key>, ConfigError>
         }
         _ => return Ok(None),
     };
-    let key = Key { kid, alg, material };
+    let key = Key {
+        kid: jwk.kid.clone(),
+        alg,
+        material,
+    };
     if let Some(alg) = key.alg {
         if !key.material.fits(alg) {
             return Err(ConfigError::new(
-                format!("{}.alg", item.path),
+                at("alg"),
                 format!("{} does not fit a {} key", alg.name(), key.material.kind()),
             ));
         }

@@ -218,3 +218,58 @@ fn a_check_in_try_from_is_reported_at_the_object() {
         "[1]: exactly one of prefix, exact, suffix is required"
     );
 }
+
+#[test]
+fn whole_numbers_clusters_and_authorities() {
+    use crate::config::fields::{Authority, Cluster, Int, NonEmpty};
+    type Small = Int<1, 10>;
+    let cases = [
+        (json!(0), "must be 1..=10, got 0"),
+        (json!(-3), "must be 1..=10, got -3"),
+        (json!(u64::MAX), "must be 1..=10, got 18446744073709551615"),
+        (json!(2.5), "expected a whole number, got a number"),
+        (json!("7"), "expected a whole number, got a string"),
+    ];
+    for (doc, expected) in cases {
+        assert_eq!(from_value::<Small>(&doc).unwrap_err().to_string(), expected);
+    }
+    assert_eq!(from_value::<Small>(&json!(10)).unwrap(), Int(10));
+    assert_eq!(
+        from_value::<NonEmpty>(&json!("")).unwrap_err().to_string(),
+        "must not be empty"
+    );
+    let cluster: Cluster = from_value(&json!("outbound|8000||auth.ns.svc")).unwrap();
+    assert_eq!(cluster.default_authority(), "auth.ns.svc");
+    let cluster: Cluster = from_value(&json!("auth")).unwrap();
+    assert_eq!(cluster.default_authority(), "auth");
+    for bad in ["a b", "a\r\nb", "a\u{85}"] {
+        assert_eq!(
+            from_value::<Cluster>(&json!(bad)).unwrap_err().to_string(),
+            "must not contain spaces or control characters"
+        );
+    }
+    assert_eq!(
+        from_value::<Authority>(&json!("a\nb"))
+            .unwrap_err()
+            .to_string(),
+        "header value must not contain CR, LF or NUL"
+    );
+    assert_eq!(
+        from_value::<Authority>(&json!("")).unwrap_err().to_string(),
+        "must not be empty"
+    );
+}
+
+#[test]
+fn keys_in_paths_are_one_line_and_the_empty_key_is_named() {
+    assert_eq!(
+        err(json!({"deny": {"headers": {"x\u{85}": 1}}})),
+        "deny.headers.x\\u{85}: 'x\\u{85}' is not a valid header name (RFC 9110 token)"
+    );
+    assert_eq!(
+        err(json!({"": 1})),
+        "\"\": unknown field (known fields: deny, limit, mode, name, rules)"
+    );
+    let e = parse::<Top>(br#"{"k\r": 1, "k\r": 2}"#).unwrap_err();
+    assert_eq!(e.path, "k\\r");
+}

@@ -2,6 +2,7 @@
 //! with the field it names.
 
 use super::*;
+use serde_json::json;
 
 #[test]
 fn defaults() {
@@ -278,4 +279,86 @@ fn the_cache_byte_range_holds_the_largest_entries() {
     // The largest leaves most of a VM's 1 GiB to everything else.
     assert!(*CACHE_BYTES.end() as usize <= (1 << 30) / 4);
     assert!(CACHE_BYTES.contains(&(DEFAULT_CACHE_BYTES as i64)));
+}
+
+#[test]
+fn no_error_quotes_a_headers_to_add_value() {
+    // A fixed header of the call may carry the auth service's API key.
+    let secret = "s3cr3t-api-key-marker";
+    let cases = [
+        (
+            json!({"cluster": "a", "headers_to_add": {"x-api-key": format!("{secret}\r\n")}}),
+            "headers_to_add.x-api-key: header value must not contain CR, LF or NUL",
+        ),
+        (
+            json!({"cluster": "a", "headers_to_add": {"x-api-key": [secret]}}),
+            "headers_to_add.x-api-key: expected a string, got a list",
+        ),
+        (
+            json!({"cluster": "a", "headers_to_add": {"Authorization": secret}}),
+            "headers_to_add.Authorization: 'authorization' is also in allowed_headers: a header is either copied or fixed",
+        ),
+        (
+            json!({"cluster": "a", "headers_to_add": {"content-length": secret}}),
+            "headers_to_add.content-length: 'content-length' cannot be sent: the call carries no body",
+        ),
+        (
+            json!({"cluster": "a", "headers_to_add": [secret]}),
+            "headers_to_add: expected an object, got a list",
+        ),
+        (
+            json!({"cluster": "a", "headers_to_add": secret}),
+            "headers_to_add: expected an object, got a string",
+        ),
+    ];
+    for (doc, expected) in cases {
+        let err = Config::from_value(&doc).unwrap_err().to_string();
+        assert_eq!(err, expected);
+        assert!(!err.contains(secret), "{err}");
+    }
+    // Nor does the parsed document's Debug form.
+    let doc = json!({"cluster": "a", "headers_to_add": {"x-api-key": secret}});
+    let spec: Spec = from_value(&doc).unwrap();
+    let shown = format!("{spec:?}");
+    assert!(
+        shown.contains("x-api-key") && !shown.contains(secret),
+        "{shown}"
+    );
+    let config = Config::from_value(&doc).unwrap();
+    assert_eq!(
+        config.headers_to_add,
+        [("x-api-key".to_string(), secret.to_string())]
+    );
+}
+
+#[test]
+fn numbers_are_whole_and_in_range() {
+    let cases = [
+        (
+            json!({"cluster": "a", "timeout_ms": 1.5}),
+            "timeout_ms: expected a whole number, got a number",
+        ),
+        (
+            json!({"cluster": "a", "timeout_ms": "5"}),
+            "timeout_ms: expected a whole number, got a string",
+        ),
+        (
+            json!({"cluster": "a", "status_on_error": 18446744073709551615u64}),
+            "status_on_error: must be 400..=599, got 18446744073709551615",
+        ),
+        (
+            json!({"cluster": "a", "cache": {"max_entries": -5}}),
+            "cache.max_entries: must be 1..=1000000, got -5",
+        ),
+        (
+            json!({"cluster": "a", "cache": []}),
+            "cache: expected an object, got a list",
+        ),
+    ];
+    for (doc, expected) in cases {
+        assert_eq!(Config::from_value(&doc).unwrap_err().to_string(), expected);
+    }
+    let c = Config::from_value(&json!({"cluster": "a", "authority": null, "cache": null})).unwrap();
+    assert_eq!(c.authority, "a");
+    assert_eq!(c.cache.ttl_ms, 0);
 }

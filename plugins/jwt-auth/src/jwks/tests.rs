@@ -4,7 +4,7 @@ use super::*;
 use serde_json::{json, Value};
 
 fn parse_doc(doc: Value, secrets: bool) -> Result<Jwks, ConfigError> {
-    parse(&Node::root(&doc), secrets)
+    parse(&doc, secrets)
 }
 
 /// A real P-256 point (the generator), and Ed25519's base point.
