@@ -46,7 +46,8 @@ plugins:
 ";
 
 /// Runs the phase with `envoy`; leaves nothing behind when it passes, and the
-/// copy (named in the error) when it fails.
+/// copied workspace (named in the error, without its target directory, which
+/// holds gigabytes) when it fails.
 pub fn run(cargo: &str, envoy: &Path) -> Result<()> {
     let base = target_dir().join("tmp");
     // What a failed run kept.
@@ -63,7 +64,13 @@ pub fn run(cargo: &str, envoy: &Path) -> Result<()> {
         Ok(()) => {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        Err(e) => println!("scaffold: {e}\n(the copy is kept in {})", dir.display()),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(dir.join("target"));
+            println!(
+                "scaffold: {e}\n(the copied workspace is kept in {})",
+                dir.display()
+            );
+        }
     }
     result
 }
@@ -97,6 +104,9 @@ fn in_copy(cargo: &str, envoy: &Path, ws: &Path, target: &Path) -> Result<()> {
         c.current_dir(ws)
             .args(args)
             .env("CARGO_TARGET_DIR", target)
+            // A build made once: incremental caches would only cost time and
+            // hundreds of MB.
+            .env("CARGO_INCREMENTAL", "0")
             .env("ENVOY_BIN", envoy)
             .env_remove("PLUGIN_DIST")
             .env_remove("XTASK_PLUGIN_LISTS_REFRESHED");
