@@ -1,7 +1,6 @@
 //! Header rules every plugin applies at configure time (RFC 9110 names, values
 //! without CR/LF/NUL), and a zero-copy reader for the header map the host hands over.
 
-
 /// True when `name` is an RFC 9110 token, the only valid shape of a header name.
 pub fn is_token(name: &str) -> bool {
     !name.is_empty()
@@ -328,7 +327,10 @@ mod tests {
         assert!(err.contains("pseudo-header"), "{err}");
         // Quoted escaped, like every name: the error is logged as one line.
         let err = header_name(":a\r\nb").unwrap_err();
-        assert_eq!(err, "':a\\r\\nb' is a pseudo-header and cannot be used here");
+        assert_eq!(
+            err,
+            "':a\\r\\nb' is a pseudo-header and cannot be used here"
+        );
         let err = header_name("bad name").unwrap_err();
         assert!(err.contains("not a valid header name"), "{err}");
         for bad in ["a\rb", "a\nb", "a\0b"] {

@@ -9,8 +9,8 @@
 //! own path, and covers a request exactly when its documented meaning covers the
 //! request's raw or normalized form.
 
-use common::ConfigError;
 use common::path::{normalize, path_only, PathError, PathRule, RequestPath};
+use common::ConfigError;
 
 pub fn run(data: &[u8]) {
     let (rule_line, path) = match data.iter().position(|&b| b == b'\n') {

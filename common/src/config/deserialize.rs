@@ -446,10 +446,9 @@ impl<'de> VariantAccess<'de> for Variant<'de, '_> {
 
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
         match self.content {
-            Some(value) => de::Deserializer::deserialize_seq(
-                Node::new(value, &self.content_path),
-                visitor,
-            ),
+            Some(value) => {
+                de::Deserializer::deserialize_seq(Node::new(value, &self.content_path), visitor)
+            }
             None => {
                 Err(Error::new("needs settings: give them as a list".into()).at(&self.content_path))
             }
@@ -462,10 +461,9 @@ impl<'de> VariantAccess<'de> for Variant<'de, '_> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         match self.content {
-            Some(value) => de::Deserializer::deserialize_map(
-                Node::new(value, &self.content_path),
-                visitor,
-            ),
+            Some(value) => {
+                de::Deserializer::deserialize_map(Node::new(value, &self.content_path), visitor)
+            }
             None => {
                 Err(Error::new("needs settings: give them as an object".into())
                     .at(&self.content_path))
