@@ -1,8 +1,10 @@
 //! The response a plugin answers with when it refuses a request, read from the
 //! plugin's `deny` config and validated once at configure time.
 
-use crate::config::fields::DenySpec;
-use crate::headers::serialize;
+use crate::config::fields::{HeaderName, HeaderValue};
+use crate::headers::{is_framing, serialize};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use std::fmt;
 
 /// A local reply: status, body and extra headers (names lowercase), with the
 /// headers serialized once for the host, so a denial costs no allocation.
@@ -70,6 +72,143 @@ pub const MAX_HEADERS: usize = 32;
 /// then reads those bytes as the start of the next response.
 pub fn must_not_have_body(status: u32) -> bool {
     matches!(status, 100..=199 | 204 | 205 | 304)
+}
+
+/// The status of a denial: 200..=599, and one that may carry a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenyStatus(pub u32);
+
+impl<'de> Deserialize<'de> for DenyStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let status = i64::deserialize(deserializer)?;
+        let status = u32::try_from(status)
+            .ok()
+            .filter(|s| (200..=599).contains(s))
+            .ok_or_else(|| de::Error::custom(format!("must be 200..=599, got {status}")))?;
+        if must_not_have_body(status) {
+            return Err(de::Error::custom(format!(
+                "{status} cannot be a denial: a {status} response has no body, \
+                 and a denial sent with one breaks the client's connection"
+            )));
+        }
+        Ok(DenyStatus(status))
+    }
+}
+
+/// A denial's extra headers, `{"name": "value"}` in document order. Framing
+/// headers are refused: Envoy computes them for a local reply, and a configured
+/// one would contradict the body it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DenyHeaders(pub Vec<(String, String)>);
+
+/// A header name a denial may set.
+struct DenyHeaderName(String);
+
+impl<'de> Deserialize<'de> for DenyHeaderName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let HeaderName(name) = HeaderName::deserialize(deserializer)?;
+        if is_framing(&name) {
+            return Err(de::Error::custom(format!(
+                "'{name}' is set by Envoy and cannot be configured"
+            )));
+        }
+        Ok(DenyHeaderName(name))
+    }
+}
+
+impl<'de> Deserialize<'de> for DenyHeaders {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+
+        impl<'de> Visitor<'de> for Entries {
+            type Value = DenyHeaders;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of header names and values")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DenyHeaders, A::Error> {
+                if let Some(len) = map.size_hint().filter(|&n| n > MAX_HEADERS) {
+                    return Err(de::Error::custom(format!(
+                        "at most {MAX_HEADERS} entries, got {len}"
+                    )));
+                }
+                let mut out = Vec::new();
+                while let Some(DenyHeaderName(name)) = map.next_key()? {
+                    let HeaderValue(value) = map.next_value()?;
+                    out.push((name, value));
+                }
+                Ok(DenyHeaders(out))
+            }
+        }
+
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+/// What a refused request gets back: status, body and headers, each part left
+/// out taking the plugin's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DenySpec {
+    /// The response status, 200..=599 (not 204, 205 or 304: they carry no body).
+    pub status: Option<DenyStatus>,
+    /// The response body.
+    pub body: Option<String>,
+    /// Extra response headers (not content-length or transfer-encoding).
+    pub headers: Option<DenyHeaders>,
+}
+
+#[cfg(feature = "schema")]
+mod schema {
+    //! The JSON Schema of a denial's fields, with the limits their deserializers check.
+
+    use super::*;
+    use crate::config::fields::schema::{TOKEN, VALUE};
+    use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+    use std::borrow::Cow;
+
+    impl JsonSchema for DenyStatus {
+        fn schema_name() -> Cow<'static, str> {
+            "DenyStatus".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "integer",
+                "minimum": 200,
+                "maximum": 599,
+                "not": {"enum": [204, 205, 304]},
+            })
+        }
+    }
+
+    impl JsonSchema for DenyHeaders {
+        fn schema_name() -> Cow<'static, str> {
+            "DenyHeaders".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "object",
+                "maxProperties": MAX_HEADERS,
+                "propertyNames": {
+                    "pattern": TOKEN,
+                    "not": {"enum": ["content-length", "transfer-encoding"]},
+                },
+                "additionalProperties": {"type": "string", "pattern": VALUE},
+            })
+        }
+    }
 }
 
 #[cfg(test)]

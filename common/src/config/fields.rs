@@ -1,12 +1,11 @@
 //! Config field types that check themselves while they are deserialized, so an
 //! error carries the field's own path (`deny.headers.x-a: ...`), and describe
 //! themselves in JSON Schema (feature `schema`) with the same limits: bounded
-//! lists and numbers, header names and values, a denial's status and headers, the
-//! cluster and authority of an outgoing call.
+//! lists and numbers, header names and values, the cluster and authority of an
+//! outgoing call. A denial's fields are in `deny`.
 
-use crate::deny::{must_not_have_body, MAX_HEADERS};
-use crate::headers::{header_name, header_value, is_framing};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use crate::headers::{header_name, header_value};
+use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -89,92 +88,6 @@ impl<'de> Deserialize<'de> for HeaderValue {
             .map(|v| HeaderValue(v.to_string()))
             .map_err(de::Error::custom)
     }
-}
-
-/// The status of a denial: 200..=599, and one that may carry a body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DenyStatus(pub u32);
-
-impl<'de> Deserialize<'de> for DenyStatus {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let status = i64::deserialize(deserializer)?;
-        let status = u32::try_from(status)
-            .ok()
-            .filter(|s| (200..=599).contains(s))
-            .ok_or_else(|| de::Error::custom(format!("must be 200..=599, got {status}")))?;
-        if must_not_have_body(status) {
-            return Err(de::Error::custom(format!(
-                "{status} cannot be a denial: a {status} response has no body, \
-                 and a denial sent with one breaks the client's connection"
-            )));
-        }
-        Ok(DenyStatus(status))
-    }
-}
-
-/// A denial's extra headers, `{"name": "value"}` in document order. Framing
-/// headers are refused: Envoy computes them for a local reply, and a configured
-/// one would contradict the body it sends.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DenyHeaders(pub Vec<(String, String)>);
-
-/// A header name a denial may set.
-struct DenyHeaderName(String);
-
-impl<'de> Deserialize<'de> for DenyHeaderName {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let HeaderName(name) = HeaderName::deserialize(deserializer)?;
-        if is_framing(&name) {
-            return Err(de::Error::custom(format!(
-                "'{name}' is set by Envoy and cannot be configured"
-            )));
-        }
-        Ok(DenyHeaderName(name))
-    }
-}
-
-impl<'de> Deserialize<'de> for DenyHeaders {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries;
-
-        impl<'de> Visitor<'de> for Entries {
-            type Value = DenyHeaders;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of header names and values")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DenyHeaders, A::Error> {
-                if let Some(len) = map.size_hint().filter(|&n| n > MAX_HEADERS) {
-                    return Err(de::Error::custom(format!(
-                        "at most {MAX_HEADERS} entries, got {len}"
-                    )));
-                }
-                let mut out = Vec::new();
-                while let Some(DenyHeaderName(name)) = map.next_key()? {
-                    let HeaderValue(value) = map.next_value()?;
-                    out.push((name, value));
-                }
-                Ok(DenyHeaders(out))
-            }
-        }
-
-        deserializer.deserialize_map(Entries)
-    }
-}
-
-/// A plugin's `deny` field: what a refused request gets back. Each part left
-/// out takes the plugin's default ([`crate::DenyResponse::from_spec`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct DenySpec {
-    /// The response status, 200..=599 (not 204, 205 or 304: they carry no body).
-    pub status: Option<DenyStatus>,
-    /// The response body.
-    pub body: Option<String>,
-    /// Extra response headers (not content-length or transfer-encoding).
-    pub headers: Option<DenyHeaders>,
 }
 
 /// A whole number in `MIN..=MAX` (a timeout, a count, a size).
@@ -307,7 +220,7 @@ impl<'de> Deserialize<'de> for Authority {
 }
 
 #[cfg(feature = "schema")]
-mod schema {
+pub(crate) mod schema {
     //! The JSON Schema of each field type, with the limits its deserializer checks.
 
     use super::*;
@@ -315,9 +228,9 @@ mod schema {
     use std::borrow::Cow;
 
     /// An RFC 9110 token.
-    const TOKEN: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+    pub(crate) const TOKEN: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
     /// No CR, LF or NUL.
-    const VALUE: &str = "^[^\\r\\n\\u0000]*$";
+    pub(crate) const VALUE: &str = "^[^\\r\\n\\u0000]*$";
 
     impl<T: JsonSchema, const MIN: usize, const MAX: usize> JsonSchema for List<T, MIN, MAX> {
         fn schema_name() -> Cow<'static, str> {
@@ -363,25 +276,6 @@ mod schema {
 
         fn json_schema(_: &mut SchemaGenerator) -> Schema {
             json_schema!({"type": "string", "pattern": VALUE})
-        }
-    }
-
-    impl JsonSchema for DenyStatus {
-        fn schema_name() -> Cow<'static, str> {
-            "DenyStatus".into()
-        }
-
-        fn inline_schema() -> bool {
-            true
-        }
-
-        fn json_schema(_: &mut SchemaGenerator) -> Schema {
-            json_schema!({
-                "type": "integer",
-                "minimum": 200,
-                "maximum": 599,
-                "not": {"enum": [204, 205, 304]},
-            })
         }
     }
 
@@ -438,28 +332,6 @@ mod schema {
 
         fn json_schema(_: &mut SchemaGenerator) -> Schema {
             json_schema!({"type": "string", "minLength": 1, "pattern": VALUE})
-        }
-    }
-
-    impl JsonSchema for DenyHeaders {
-        fn schema_name() -> Cow<'static, str> {
-            "DenyHeaders".into()
-        }
-
-        fn inline_schema() -> bool {
-            true
-        }
-
-        fn json_schema(_: &mut SchemaGenerator) -> Schema {
-            json_schema!({
-                "type": "object",
-                "maxProperties": MAX_HEADERS,
-                "propertyNames": {
-                    "pattern": TOKEN,
-                    "not": {"enum": ["content-length", "transfer-encoding"]},
-                },
-                "additionalProperties": {"type": "string", "pattern": VALUE},
-            })
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The header-authorization configuration: which header, which values pass, and
 //! what a denied request gets back. Used by the plugin and by xtask alike.
 
-use common::config::fields::{DenySpec, List};
+use common::config::fields::List;
 use common::config::{from_value, parse_json, ConfigError};
+use common::deny::DenySpec;
 use common::headers::header_name;
 use common::DenyResponse;
 use serde::de::{self, Deserializer};

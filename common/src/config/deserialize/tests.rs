@@ -1,8 +1,9 @@
 //! The config deserializer: paths, messages that quote no value, null as absent,
 //! and the shared field types (bounded lists, headers, denials, rule paths).
 
-use crate::config::fields::{DenySpec, HeaderName, List};
+use crate::config::fields::{HeaderName, List};
 use crate::config::{from_value, parse};
+use crate::deny::DenySpec;
 use crate::path::fields::{one_path, Exact, Methods, Prefix, Suffix};
 use crate::{ConfigError, DenyResponse};
 use serde::Deserialize;
