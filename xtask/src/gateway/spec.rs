@@ -12,6 +12,8 @@ mod fields;
 
 pub use fields::*;
 
+use common::config::fields::{Int, NonEmpty};
+
 use super::{Api, FailStrategy, Phase};
 use schemars::JsonSchema;
 use serde::Deserialize;

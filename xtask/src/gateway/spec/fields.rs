@@ -4,6 +4,7 @@
 
 use super::{InstanceSpec, TargetRefSpec};
 use crate::plugins;
+use common::config::fields::NonEmpty;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -49,85 +50,6 @@ impl JsonSchema for Name {
             "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
             "patternErrorMessage": "lowercase letters, digits and '-', at most 63",
         })
-    }
-}
-
-/// A string that must not be empty.
-#[derive(Debug, Clone)]
-pub struct NonEmpty(pub String);
-
-impl<'de> Deserialize<'de> for NonEmpty {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match String::deserialize(deserializer)? {
-            s if s.is_empty() => Err(de::Error::custom("must not be empty")),
-            s => Ok(NonEmpty(s)),
-        }
-    }
-}
-
-impl JsonSchema for NonEmpty {
-    fn schema_name() -> Cow<'static, str> {
-        "NonEmpty".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "minLength": 1})
-    }
-}
-
-/// A whole number in `MIN..=MAX`.
-#[derive(Debug, Clone, Copy)]
-pub struct Int<const MIN: i64, const MAX: i64>(pub i64);
-
-impl<'de, const MIN: i64, const MAX: i64> Deserialize<'de> for Int<MIN, MAX> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Whole<const MIN: i64, const MAX: i64>;
-
-        impl<const MIN: i64, const MAX: i64> Whole<MIN, MAX> {
-            fn check<E: de::Error>(n: impl Into<i128> + fmt::Display) -> Result<i64, E> {
-                let wide: i128 = n.into();
-                i64::try_from(wide)
-                    .ok()
-                    .filter(|v| (MIN..=MAX).contains(v))
-                    .ok_or_else(|| E::custom(format!("must be {MIN}..={MAX}, got {wide}")))
-            }
-        }
-
-        impl<const MIN: i64, const MAX: i64> Visitor<'_> for Whole<MIN, MAX> {
-            type Value = Int<MIN, MAX>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a whole number")
-            }
-
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Self::check(v).map(Int)
-            }
-
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Self::check(v).map(Int)
-            }
-        }
-
-        deserializer.deserialize_i64(Whole::<MIN, MAX>)
-    }
-}
-
-impl<const MIN: i64, const MAX: i64> JsonSchema for Int<MIN, MAX> {
-    fn schema_name() -> Cow<'static, str> {
-        format!("Int_{MIN}_{MAX}").into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "integer", "minimum": MIN, "maximum": MAX})
     }
 }
 
