@@ -658,6 +658,9 @@ fn invalid_configurations_are_refused_at_load_with_the_rule_and_field_named() {
         (json!({"basic_auth_rules": [rule.clone()], "realm": 7}), "realm: expected a string, got a number"),
         (json!({"basic_auth_rules": [rule.clone()], "forward_username_header": "x user"}), "forward_username_header: 'x user' is not a valid header name"),
         (json!({"basic_auth_rules": [rule.clone()], "unknown": 1}), "unknown: unknown field"),
+        // A credential in a field of the wrong type: the error says what kind came.
+        (with("credentials", json!([{"ok": "s3cr3t"}])), "basic_auth_rules[1].credentials[0]: expected a string, got an object"),
+        (json!({"basic_auth_rules": [rule.clone()], "realm": ["ok:s3cr3t"]}), "realm: expected a string, got a list"),
     ];
     for (config, expected) in cases {
         let log = assert_config_refused(PLUGIN, &config.to_string(), expected);
